@@ -1,0 +1,1 @@
+"""Condor Cloud: a private IaaS cloud built on HTCondor's VM universe."""

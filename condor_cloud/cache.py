@@ -1,0 +1,219 @@
+"""The node's image cache: one read-only copy of each image version, filled once under a per-image lock.
+
+Entries are named `<image>@<version>.<format>`. A fill copies into a hidden temporary file in the cache directory,
+verifies it, fsyncs, makes it read-only and renames it into place: an entry that exists is complete. Waiting for
+another job's fill blocks on flock (no polling); the prepare hook's deadline (CLOUD_PREPARE_TIMEOUT) bounds it.
+"""
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+
+from . import errors, qemuimg
+from .errors import CloudError
+from .sparsecopy import copy_sparse
+
+LOCK_DIR = ".locks"
+FILL_PREFIX = ".fill-"
+FORMATS = ("qcow2", "raw")
+_MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: str
+    filename: str
+    image: str
+    version: str
+    format: str
+    allocated: int
+    last_used: float
+
+
+def entry_filename(image_name, version, fmt):
+    return "%s@%s.%s" % (image_name, version, fmt)
+
+
+def parse_entry_filename(filename):
+    """'demo.qcow2@0123456789abcdef.qcow2' -> ('demo.qcow2', '0123456789abcdef', 'qcow2'), or None."""
+    if filename.startswith(".") or "@" not in filename:
+        return None
+    image, _, rest = filename.rpartition("@")
+    version, _, fmt = rest.partition(".")
+    if len(version) != 16 or fmt not in FORMATS:
+        return None
+    return image, version, fmt
+
+
+class ImageCache:
+    """The cache directory of one node."""
+
+    def __init__(self, root, qemu_img="qemu-img"):
+        self.root = root
+        self.qemu_img = qemu_img
+
+    # -- locking ---------------------------------------------------------------------------------------------
+    def _lock_path(self, image_name):
+        lock_dir = os.path.join(self.root, LOCK_DIR)
+        os.makedirs(lock_dir, mode=0o2775, exist_ok=True)
+        return os.path.join(lock_dir, image_name + ".lock")
+
+    @contextlib.contextmanager
+    def locked(self, image_name, blocking=True):
+        """Hold the per-image lock; yields True, or False when blocking=False and someone else holds it."""
+        fd = os.open(self._lock_path(image_name), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o664)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock, also when the process is killed
+
+    # -- lookup --------------------------------------------------------------------------------------------
+    def _entry(self, filename):
+        parsed = parse_entry_filename(filename)
+        if not parsed:
+            return None
+        path = os.path.join(self.root, filename)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        return CacheEntry(path, filename, parsed[0], parsed[1], parsed[2], st.st_blocks * 512, st.st_atime)
+
+    def lookup(self, image_name, version):
+        for fmt in FORMATS:
+            entry = self._entry(entry_filename(image_name, version, fmt))
+            if entry:
+                return entry
+        return None
+
+    def entries(self):
+        """Every complete entry, least recently used first."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        found = [e for e in (self._entry(n) for n in names) if e]
+        return sorted(found, key=lambda e: e.last_used)
+
+    def total_bytes(self):
+        return sum(e.allocated for e in self.entries())
+
+    # -- fill ----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def acquire(self, image, expected_format=""):
+        """Yield the CacheEntry for a StoreImage, filling it if needed, with the image's lock held.
+
+        Callers record that they use the entry before leaving the block, so eviction (which takes the same
+        lock) can never remove an entry between its fill and its first use.
+        """
+        with self.locked(image.name):
+            entry = self.lookup(image.name, image.version)
+            if entry is None:
+                entry = self._fill(image, expected_format)
+            self._touch(entry)
+            yield entry
+
+    def _touch(self, entry):
+        # atime is the LRU clock; mtime stays the fill time. The owner may be temporarily libvirt's while a
+        # domain runs, so a refused utime just means "in use right now", which eviction checks anyway.
+        with contextlib.suppress(OSError):
+            st = os.stat(entry.path)
+            os.utime(entry.path, ns=(time.time_ns(), st.st_mtime_ns))
+
+    def _remove_stale_fills(self, image_name):
+        # Called with the image's lock held: nobody else is filling this image, so any temp file is dead.
+        prefix = FILL_PREFIX + image_name + "@"
+        for name in os.listdir(self.root):
+            if name.startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.root, name))
+
+    def _fill(self, image, expected_format):
+        self._remove_stale_fills(image.name)
+        tmp_name = "%s%s@%s.%d" % (FILL_PREFIX, image.name, image.version, os.getpid())
+        tmp_path = os.path.join(self.root, tmp_name)
+        done = False
+        try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                copy_sparse(image.fd, fd, image.size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if image.sha256:
+                self._verify(tmp_path, image)
+            fmt = qemuimg.probe(self.qemu_img, tmp_path, image.name, expected_format)
+            os.chmod(tmp_path, 0o444)
+            final = os.path.join(self.root, entry_filename(image.name, image.version, fmt))
+            os.rename(tmp_path, final)
+            _fsync_dir(self.root)
+            done = True
+            return self._entry(os.path.basename(final))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise CloudError("not enough space in the image cache %s to copy image '%s' (%d MiB of data)"
+                                 % (self.root, image.name, image.allocated // _MiB + 1), errors.NO_SPACE) from None
+            raise CloudError("could not copy image '%s' into the cache %s: %s"
+                             % (image.name, self.root, exc.strerror or exc), errors.INTERNAL) from None
+        finally:
+            if not done:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_path)
+
+    def _verify(self, path, image):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(4 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != image.sha256:
+            raise CloudError("image '%s' does not match its checksum file %s%s (copy corrupt or image changed "
+                             "without updating the checksum)" % (image.name, image.name, ".sha256"),
+                             errors.CHECKSUM_MISMATCH)
+
+    # -- eviction ------------------------------------------------------------------------------------------
+    def evict(self, max_bytes, in_use, need_free=0):
+        """Remove least recently used entries not in use until the cache is at most max_bytes (0 = no limit)
+        and at least need_free bytes are free. in_use() returns the entry file names in use; it is called with
+        the entry's image lock held. Returns the removed entries."""
+        removed = []
+        entries = self.entries()
+        total = sum(e.allocated for e in entries)
+        for entry in entries:
+            over = max_bytes and total > max_bytes
+            short = need_free and _free_bytes(self.root) < need_free
+            if not (over or short):
+                break
+            with self.locked(entry.image, blocking=False) as got:
+                if not got or entry.filename in in_use():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(entry)
+                    total -= entry.allocated
+        return removed
+
+
+def _free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def free_bytes(path):
+    return _free_bytes(path)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

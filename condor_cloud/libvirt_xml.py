@@ -1,0 +1,75 @@
+"""LIBVIRT_XML_SCRIPT: print the domain XML of a prepared instance (runs as root, once per start).
+
+Disk paths come from the instance's own instance.json under CLOUD_INSTANCE_DIR, never from the job ad; the job ad
+supplies only the domain name, memory, vCPUs, VNC and MAC, all checked and escaped. On any error this exits 1, and
+vm-gahp falls back to its built-in XML, which uses VMPARAM_vm_Disk: the overlay, never a base image.
+"""
+
+import os
+import sys
+
+from . import config, domain, errors, instances, jobad
+from .errors import CloudError
+
+MAX_VCPUS = 256
+MAX_MEMORY_MIB = 1 << 22
+
+
+def build_params(settings, ad, kvm_probe=domain.kvm_usable):
+    """DomainParams for the job ad on stdin and its instance directory."""
+    instance_id = jobad.get(ad, "CloudInstanceId", str)
+    if not instance_id:
+        raise CloudError("the job has no CloudInstanceId: the condor-cloud prepare hook did not run "
+                         "(is STARTER_JOB_HOOK_KEYWORD = CLOUD set on this node?)", errors.BAD_REQUEST)
+    instance = instances.load(settings.instance_dir, instance_id)
+    name = jobad.get(ad, "VMPARAM_VM_NAME", str)
+    if not name:
+        raise CloudError("the job ad has no VMPARAM_VM_NAME", errors.BAD_REQUEST)
+    memory = jobad.get(ad, "JobVMMemory", int)
+    if memory is None or not 1 <= memory <= MAX_MEMORY_MIB:
+        raise CloudError("vm_memory must be between 1 and %d MiB" % MAX_MEMORY_MIB, errors.BAD_REQUEST)
+    vcpus = jobad.get(ad, "JobVM_VCPUS", int, 1)
+    if not 1 <= vcpus <= MAX_VCPUS:
+        raise CloudError("vm_vcpus must be between 1 and %d" % MAX_VCPUS, errors.BAD_REQUEST)
+    disks = []
+    for d in instance.meta.get("disks", []):
+        path = os.path.realpath(d["path"])
+        if os.path.dirname(path) != os.path.realpath(instance.path):
+            raise CloudError("instance %s names a disk outside its directory" % instance_id, errors.INTERNAL)
+        disks.append(domain.Disk(path, d["device"], d["format"], bool(d.get("readonly"))))
+    if not disks:
+        raise CloudError("instance %s has no disks" % instance_id, errors.INTERNAL)
+    cdroms = []
+    for c in instance.meta.get("cdroms", []):
+        path = os.path.realpath(c["path"])
+        if os.path.dirname(path) != os.path.realpath(instance.path):
+            raise CloudError("instance %s names a CD-ROM outside its directory" % instance_id, errors.INTERNAL)
+        cdroms.append(domain.Disk(path, c["device"], "raw", True))
+    vnc = jobad.get(ad, "JobVMVNCConsole", bool, False)
+    return domain.DomainParams(
+        name=name,
+        uuid=instance.meta["uuid"],
+        domain_type=domain.choose_domain_type(settings.domain_type, kvm_probe),
+        memory_mib=memory,
+        vcpus=vcpus,
+        disks=disks,
+        cdroms=cdroms,
+        console_log=instance.console_log,
+        network=domain.parse_network(settings.network),
+        mac=instance.meta["mac"],
+        vnc_listen=settings.vnc_listen if vnc else None,
+    )
+
+
+def main(argv=None, stdin=None, stdout=None):
+    """Job ad on stdin, domain XML on stdout; exit 0, or 1 (message on stderr) so vm-gahp uses its fallback."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    try:
+        settings = config.load_settings()
+        params = build_params(settings, jobad.read_ad(stdin))
+        stdout.write(domain.render(params, settings.template_dir))
+        return 0
+    except CloudError as exc:
+        sys.stderr.write("condor-cloud libvirt-xml: %s\n" % exc.message)
+        return 1
