@@ -1,0 +1,72 @@
+"""Unit-test fixtures. Side effects are forbidden by default: a test that starts a subprocess fails unless it is
+marked @pytest.mark.subprocess (cloud-init's disable_subp_usage habit); what such a test runs is real."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "subprocess: the test may start real subprocesses (qemu-img, hooks)")
+
+
+@pytest.fixture(autouse=True)
+def _forbid_subprocess(request, monkeypatch):
+    if request.node.get_closest_marker("subprocess"):
+        return
+    real_popen = subprocess.Popen
+
+    class NoPopen(real_popen):
+        def __init__(self, args, *a, **kw):
+            raise AssertionError("unit test started a subprocess %r; mark it @pytest.mark.subprocess" % (args,))
+
+    monkeypatch.setattr(subprocess, "Popen", NoPopen)
+
+
+@pytest.fixture
+def cloud(tmp_path, monkeypatch):
+    """A node layout in tmp_path (store, cache, instances) and a CONDOR_CONFIG that points the CLOUD_* knobs at it."""
+    import htcondor2
+
+    class Layout:
+        pass
+
+    lay = Layout()
+    lay.root = tmp_path
+    lay.store = tmp_path / "shared_images"
+    lay.cache = tmp_path / "local_cache"
+    lay.instances = tmp_path / "instances"
+    lay.outside = tmp_path / "outside"
+    for d in (lay.store, lay.store / "staging", lay.cache, lay.instances, lay.outside):
+        d.mkdir()
+    lay.config = tmp_path / "condor_config"
+    lay.extra = ""
+
+    def write_config(extra=""):
+        lay.config.write_text(textwrap.dedent("""\
+            CLOUD_IMAGE_STORE = {store}
+            CLOUD_IMAGE_CACHE = {cache}
+            CLOUD_INSTANCE_DIR = {instances}
+            CLOUD_TEMPLATE_DIR = {templates}
+            CLOUD_DOMAIN_TYPE = qemu
+            CLOUD_NETWORK = none
+            CLOUD_CACHE_MAX_SIZE = 1G
+            CLOUD_PREPARE_TIMEOUT = 60
+            CLOUD_ORPHAN_GRACE = 60
+            """).format(store=lay.store, cache=lay.cache, instances=lay.instances,
+                        templates=os.path.join(REPO, "templates")) + extra)
+        htcondor2.reload_config()
+
+    lay.write_config = write_config
+    monkeypatch.setenv("CONDOR_CONFIG", str(lay.config))
+    write_config()
+    yield lay
+    # Leave no test's knobs behind for the next test (ONLY_ENV: no config file at all).
+    monkeypatch.setenv("CONDOR_CONFIG", "ONLY_ENV")
+    htcondor2.reload_config()
