@@ -73,6 +73,15 @@ class Instance:
         pid, started = starter.get("pid"), starter.get("start_time")
         if not isinstance(pid, int) or pid <= 1:
             return False
+        if started is None:
+            # /proc of the starter was not readable when the instance was made (e.g. hidepid): existence only.
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
         return process_start_time(pid) == started
 
 

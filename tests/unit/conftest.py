@@ -67,6 +67,7 @@ def cloud(tmp_path, monkeypatch):
     monkeypatch.setenv("CONDOR_CONFIG", str(lay.config))
     write_config()
     yield lay
-    # Leave no test's knobs behind for the next test (ONLY_ENV: no config file at all).
-    monkeypatch.setenv("CONDOR_CONFIG", "ONLY_ENV")
+    # Leave no test's knobs behind for the next test. (Not CONDOR_CONFIG=ONLY_ENV: after it, htcondor2 25.x
+    # ignores CONDOR_CONFIG on later reloads.)
+    lay.config.write_text("")
     htcondor2.reload_config()
