@@ -38,17 +38,18 @@ def get(ad, name, kind, default=None):
 
 
 def classad_string(text):
-    """Quote text as a ClassAd string literal."""
+    """Quote text as a string literal of the old ClassAd syntax that hooks print.
+
+    In that syntax only \\" is an escape; any other backslash is literal. So a backslash is written as the text
+    \\x5c and control characters as \\xNN: the value can never end the literal early or start a new line."""
     out = ['"']
     for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
+        if ch == "\\":
+            out.append("\\x5c")
+        elif ch == '"':
+            out.append('\\"')
         elif ord(ch) < 0x20 or ord(ch) == 0x7f:
-            out.append("\\%03o" % ord(ch))
+            out.append("\\x%02x" % ord(ch))
         else:
             out.append(ch)
     out.append('"')

@@ -9,10 +9,18 @@ from condor_cloud import config, instances, jobad
 from condor_cloud.errors import CloudError
 
 
-@pytest.mark.parametrize("text", ['plain', 'quote " and \\ backslash', "new\nline\ttab", "ctrl\x01\x7f", "\u00e9t\u00e9"])
+@pytest.mark.parametrize("text", ['plain', "image 'foo.qcow2' not found in /var/lib", 'quote " inside', "\u00e9t\u00e9"])
 def test_classad_string_round_trips(text):
     ad = classad2.parseOne(jobad.format_attrs({"HookStatusMessage": text, "HookStatusCode": 12, "Flag": True}))
     assert ad["HookStatusMessage"] == text and ad["HookStatusCode"] == 12 and ad["Flag"] is True
+
+
+@pytest.mark.parametrize("text,shown", [('a\\b', 'a\\x5cb'), ('end\\', 'end\\x5c'), ('x\\"y', 'x\\x5c"y'),
+                                        ("new\nline", "new\\x0aline"), ('"\nInjected = 1\n', '"\\x0aInjected = 1\\x0a')])
+def test_classad_string_cannot_be_escaped(text, shown):
+    ad = classad2.parseOne(jobad.format_attrs({"HookStatusMessage": text, "HookStatusCode": 12}))
+    assert ad["HookStatusMessage"] == shown
+    assert set(ad.keys()) == {"HookStatusMessage", "HookStatusCode"}
 
 
 def test_parse_vm_disk_by_hand_form():
