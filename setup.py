@@ -1,9 +1,10 @@
 """Builds only the Python package and its entry points; config, hooks, libexec programs and templates are
 installed by the Makefile (see docs/DESIGN.txt)."""
 
+import os
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 
 def spec_version():
@@ -12,12 +13,29 @@ def spec_version():
         return re.search(r"^Version:\s*(\S+)", f.read(), re.M).group(1)
 
 
+def package_data(top="condor_cloud"):
+    # Every non-Python file under the package tree (e.g. condor_cloud/api/templates/) belongs to the nearest
+    # enclosing package, so the wheel (and so the RPM) carries it.
+    data = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        pkg = dirpath
+        while not os.path.exists(os.path.join(pkg, "__init__.py")):
+            pkg = os.path.dirname(pkg)
+        for name in filenames:
+            if not name.endswith((".py", ".pyc")):
+                data.setdefault(pkg.replace(os.sep, "."), []).append(
+                    os.path.relpath(os.path.join(dirpath, name), pkg))
+    return data
+
+
 setup(
     name="condor-cloud",
     version=spec_version(),
     description="A private IaaS cloud on HTCondor's VM universe",
     license="Apache-2.0",
-    packages=["condor_cloud"],
+    packages=find_packages(include=["condor_cloud", "condor_cloud.*"]),
+    package_data=package_data(),
     python_requires=">=3.9",
     install_requires=["jinja2"],
 )
