@@ -28,3 +28,130 @@ check-unit: $(HOST_STAMP)
 
 check-integration: $(HOST_STAMP)
 	$(VPY) -m pytest -q tests/integration
+
+# ------------------------------------------------------------------------------------------------
+# Packaging and installation (issue 4). The specs' %install calls install-master / install-node with
+# the distribution's directories; the sandbox calls them with DESTDIR=<root>. See docs/fedora_install.txt.
+# ------------------------------------------------------------------------------------------------
+PREFIX        ?= /usr
+BINDIR        ?= $(PREFIX)/bin
+SYSCONFDIR    ?= /etc
+LIBEXECDIR    ?= $(PREFIX)/libexec
+DATADIR       ?= $(PREFIX)/share
+LOCALSTATEDIR ?= /var
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+CONFIGDIR     ?= $(SYSCONFDIR)/condor/config.d
+STATEDIR      ?= $(LOCALSTATEDIR)/lib/condor-cloud
+# Where install-pylib copies condor_cloud/ (the RPMs install the library with %pyproject_install and pass
+# INSTALL_PYLIB=no). Default: $(PYTHON)'s system site dir: Debian's version-independent dist-packages
+# (deb_system scheme, so the Debian 13 sandbox's 3.13 finds it), else purelib under $(PREFIX).
+INSTALL_PYLIB ?= yes
+PYTHONSITEDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; n = "deb_system" if "deb_system" in s.get_scheme_names() else "posix_prefix"; print(s.get_path("purelib", n, vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
+
+INSTALL       ?= install
+RPMBUILD      ?= rpmbuild
+RPMLINT       ?= rpmlint
+BUILDDIR      ?= build
+RPMDIR        ?= $(BUILDDIR)/rpm
+SPECS         := condor-cloud.spec condor-cloud-node.spec
+NODE_VERSION  := $(shell sed -n 's/^Version:[[:space:]]*//p' condor-cloud-node.spec 2>/dev/null)
+TARBALL       := $(BUILDDIR)/$(NAME)-$(VERSION).tar.gz
+# What the tarball holds: everything the specs build, install, document and test (%check), as found in
+# the working tree (tracked or not, minus .gitignore'd files), so `make rpm` packages what you see.
+DIST_PATHS    := LICENSE Makefile setup.py pyproject.toml $(SPECS) condor_cloud hooks libexec templates config.d \
+                 packaging docs systemd README.md tests/unit tests/data tests/requirements.txt
+
+# Local builds on Debian: Fedora's python/systemd macros come from packaging/rpm-macros.debian, build
+# dependencies are not in an rpm database, and %check is skipped (`make check-unit` runs the same tests).
+ifneq ($(wildcard /etc/debian_version),)
+RPMBUILD_LOCAL ?= --load=$(CURDIR)/packaging/rpm-macros.debian --nodeps --without=check
+endif
+RPMBUILD_ARGS = --define "_topdir $(abspath $(RPMDIR))" --define "_sourcedir $(abspath $(BUILDDIR))" \
+                $(RPMBUILD_LOCAL) $(RPMBUILD_EXTRA)
+
+# Config snippets name install paths; rewrite them to the directories this install uses. ($(LIBEXEC) is
+# HTCondor's own libexec, /usr/libexec/condor, not ours.)
+SUBST_PATHS = sed -e 's|$$(LIBEXEC)/condor-cloud|$(LIBEXECDIR)/condor-cloud|g' \
+                  -e 's|/usr/libexec/condor-cloud|$(LIBEXECDIR)/condor-cloud|g' \
+                  -e 's|/usr/share/condor-cloud|$(DATADIR)/condor-cloud|g' \
+                  -e 's|/var/lib/condor-cloud|$(STATEDIR)|g'
+# install_program SRC DEST: mode 0755, shebang -> $(PYTHON), timestamp kept
+define install_program
+	$(INSTALL) -Dpm 0755 $(1) $(DESTDIR)$(2)
+	sed -i -e '1s|^#!.*python.*$$|#!$(PYTHON)|' $(DESTDIR)$(2)
+	touch -r $(1) $(DESTDIR)$(2)
+endef
+define install_config
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFIGDIR)
+	$(SUBST_PATHS) $(1) > $(DESTDIR)$(CONFIGDIR)/$(notdir $(1))
+	chmod 0644 $(DESTDIR)$(CONFIGDIR)/$(notdir $(1))
+	touch -r $(1) $(DESTDIR)$(CONFIGDIR)/$(notdir $(1))
+endef
+
+.PHONY: dist srpm rpm rpmlint version-check install-pylib install-common install-master install-node
+
+version-check:
+	@test -n "$(VERSION)" || { echo "no Version: in condor-cloud.spec"; exit 1; }
+	@test "$(VERSION)" = "$(NODE_VERSION)" || \
+	  { echo "Version: differs: condor-cloud.spec $(VERSION), condor-cloud-node.spec $(NODE_VERSION)"; exit 1; }
+
+dist: version-check
+	@mkdir -p $(BUILDDIR)
+	rm -f $(TARBALL)
+	{ git ls-files -co --exclude-standard -- $(DIST_PATHS) 2>/dev/null || \
+	  find $(wildcard $(DIST_PATHS)) -type f ! -path '*/__pycache__/*' ! -name '*.pyc'; } | sort -u | \
+	  while read -r f; do [ -f "$$f" ] && echo "$$f"; done > $(BUILDDIR)/dist-files
+	tar --create --gzip --file $(TARBALL) --files-from $(BUILDDIR)/dist-files --sort=name \
+	    --owner=0 --group=0 --numeric-owner --mode='u+rw,go+r,go-w' \
+	    --mtime="@$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)}" \
+	    --transform 's|^|$(NAME)-$(VERSION)/|'
+	@echo "$(TARBALL)"
+
+srpm: dist
+	for s in $(SPECS); do $(RPMBUILD) -bs $(RPMBUILD_ARGS) $$s || exit 1; done
+	@ls $(RPMDIR)/SRPMS/*-$(VERSION)-*.src.rpm
+
+rpm: dist
+	for s in $(SPECS); do $(RPMBUILD) -ba $(RPMBUILD_ARGS) $$s || exit 1; done
+	@ls $(RPMDIR)/RPMS/noarch/*-$(VERSION)-*.noarch.rpm
+	$(MAKE) --no-print-directory rpmlint
+
+# rpmlint on the specs and the binary RPMs of this version (one run, so that every accepted finding in
+# packaging/rpmlintrc must still occur: rpmlint reports unused filters as errors), then on each source
+# RPM alone (checked together, rpmlint 2.4 sees both specs in one SRPM). Config: packaging/rpmlint.toml.
+rpmlint:
+	$(RPMLINT) -c packaging/rpmlint.toml -r packaging/rpmlintrc $(SPECS) \
+	    $(wildcard $(RPMDIR)/RPMS/noarch/*-$(VERSION)-*.noarch.rpm)
+	for s in $(wildcard $(RPMDIR)/SRPMS/*-$(VERSION)-*.src.rpm); do \
+	    $(RPMLINT) -c packaging/rpmlint.toml $$s || exit 1; done
+
+# The Python library (package python3-condor-cloud in the RPMs, which install it with %pyproject_install).
+install-pylib:
+ifeq ($(INSTALL_PYLIB),yes)
+	find condor_cloud -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | sort | while read -r f; do \
+	    $(INSTALL) -Dpm 0644 "$$f" "$(DESTDIR)$(PYTHONSITEDIR)/$$f" || exit 1; done
+endif
+install-common: install-pylib
+
+install-master: install-common
+	$(call install_config,config.d/20condor_cloud_master.config)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(STATEDIR)/shared_images $(DESTDIR)$(STATEDIR)/shared_images/staging
+	$(INSTALL) -Dpm 0644 packaging/condor-cloud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud.conf
+	@: API server and CLI \(issue "API"\): installed here once they exist
+	$(if $(wildcard systemd/condor-cloud-api.service),$(INSTALL) -Dpm 0644 systemd/condor-cloud-api.service $(DESTDIR)$(UNITDIR)/condor-cloud-api.service)
+
+install-node: install-common
+	$(call install_config,config.d/30condor_cloud_node.config)
+	$(call install_program,hooks/prepare,$(LIBEXECDIR)/condor-cloud/hooks/prepare)
+	$(call install_program,hooks/exit,$(LIBEXECDIR)/condor-cloud/hooks/exit)
+	$(call install_program,hooks/cleanup,$(LIBEXECDIR)/condor-cloud/hooks/cleanup)
+	$(call install_program,libexec/libvirt-xml,$(LIBEXECDIR)/condor-cloud/libvirt-xml)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(DATADIR)/condor-cloud/templates
+	$(INSTALL) -pm 0644 templates/* $(DESTDIR)$(DATADIR)/condor-cloud/templates/
+	$(INSTALL) -Dpm 0644 packaging/condor-cloud-node.sysusers $(DESTDIR)$(SYSUSERSDIR)/condor-cloud-node.conf
+	$(INSTALL) -Dpm 0644 packaging/condor-cloud-node.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud-node.conf
+	# Owners (condor-cloud:condor-cloud) come from the RPM's %attr or from systemd-tmpfiles --create.
+	$(INSTALL) -d -m 2775 $(DESTDIR)$(STATEDIR)/local_cache
+	$(INSTALL) -d -m 2771 $(DESTDIR)$(STATEDIR)/instances
