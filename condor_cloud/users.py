@@ -22,6 +22,7 @@ from . import errors
 from .errors import CloudError, shown
 
 DEFAULT_PATH = "/etc/condor-cloud/users"
+DEFAULT_GROUP = "condor-cloud-api"  # a new file is made readable by this group (the API's account), if it exists
 ROLES = ("user", "admin")
 # A login name: lower-case letter or '_' first, then a small safe alphabet (it also names key directories and
 # appears in job attributes, so it must never need quoting).
@@ -116,8 +117,9 @@ def format_users(users):
 class UserFile:
     """Read (cached by mtime) and edit the user file."""
 
-    def __init__(self, path=DEFAULT_PATH):
+    def __init__(self, path=DEFAULT_PATH, group=DEFAULT_GROUP):
         self.path = path
+        self.group = group
         self._lock = threading.Lock()
         self._stamp = None
         self._users = {}
@@ -194,7 +196,7 @@ class UserFile:
                 st = os.stat(self.path)
                 mode, gid = st.st_mode & 0o777, st.st_gid
             except FileNotFoundError:
-                users, mode, gid = {}, 0o640, None
+                users, mode, gid = {}, 0o640, self._group_id()
             yield users
             tmp = "%s.tmp-%d" % (self.path, os.getpid())
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -214,6 +216,14 @@ class UserFile:
                 raise
         finally:
             os.close(lock_fd)
+
+    def _group_id(self):
+        import grp
+
+        try:
+            return grp.getgrnam(self.group).gr_gid if self.group else None
+        except KeyError:
+            return None
 
     def add(self, name, password, role="user"):
         check_name(name)

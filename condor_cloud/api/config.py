@@ -1,0 +1,123 @@
+"""Settings of the API and the CLI: HTCondor configuration knobs named CLOUD_API_*, read with htcondor2.param
+(like condor_cloud.config; CONDOR_CONFIG or _CONDOR_<KNOB> in the environment redirect them).
+
+Knobs (defaults in DEFAULTS):
+  CLOUD_API_LISTEN            address:port gunicorn binds (default 0.0.0.0:3002; the Deltacloud port)
+  CLOUD_API_WORKERS           gunicorn worker processes
+  CLOUD_API_USERS             the user file (condor_cloud.users)
+  CLOUD_API_KEYS_DIR          per-user SSH public keys (condor_cloud.keys)
+  CLOUD_API_HARDWARE_PROFILES whitespace-separated NAME:MEMORY_MB:CPUS[:STORAGE_GB]; the first is the default
+  CLOUD_API_MAX_USER_DATA     largest user_data, in bytes after base64 decoding
+  CLOUD_API_REALM             the HTTP Basic realm shown by browsers
+  CLOUD_API_SCHEDD            the schedd to submit to (empty: the local one)
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Tuple
+
+from .. import config as cloud_config
+from .. import errors
+from ..errors import CloudError, shown
+from ..instances_api import Profile
+
+API_VERSION = "1.1.3"
+
+DEFAULTS = {
+    "CLOUD_API_LISTEN": "0.0.0.0:3002",
+    "CLOUD_API_WORKERS": "2",
+    "CLOUD_API_USERS": "/etc/condor-cloud/users",
+    "CLOUD_API_KEYS_DIR": "/var/lib/condor-cloud/keys",
+    "CLOUD_API_HARDWARE_PROFILES": "small:512:1 medium:1024:2 large:2048:4",
+    "CLOUD_API_MAX_USER_DATA": "16384",
+    "CLOUD_API_REALM": "Condor Cloud",
+    "CLOUD_API_SCHEDD": "",
+}
+
+_PROFILE_RE = re.compile(r"([a-z0-9][a-z0-9_.-]{0,31}):([0-9]{1,7}):([0-9]{1,3})(?::([0-9]{1,6}))?")
+
+
+def parse_profiles(text):
+    profiles = []
+    for item in str(text).split():
+        m = _PROFILE_RE.fullmatch(item)
+        if not m or int(m.group(2)) < 1 or int(m.group(3)) < 1:
+            raise CloudError("CLOUD_API_HARDWARE_PROFILES entry %s must be NAME:MEMORY_MB:CPUS[:STORAGE_GB], e.g. "
+                             "small:512:1" % shown(item))
+        if any(p.id == m.group(1) for p in profiles):
+            raise CloudError("CLOUD_API_HARDWARE_PROFILES names profile %s twice" % m.group(1))
+        profiles.append(Profile(m.group(1), int(m.group(2)), int(m.group(3)),
+                                int(m.group(4)) if m.group(4) else None))
+    if not profiles:
+        raise CloudError("CLOUD_API_HARDWARE_PROFILES defines no profile")
+    return tuple(profiles)
+
+
+def parse_listen(text):
+    host, sep, port = str(text).strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CloudError("CLOUD_API_LISTEN must be ADDRESS:PORT, e.g. 0.0.0.0:3002, not %s" % shown(text))
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    image_store: str
+    listen: Tuple[str, int]
+    workers: int
+    users_file: str
+    keys_dir: str
+    profiles: Tuple[Profile, ...]
+    max_user_data: int
+    realm: str
+    schedd: str
+    qemu_img: str = "/usr/bin/qemu-img"
+    image_cache: str = "/var/lib/condor-cloud/local_cache"
+    instance_dir: str = "/var/lib/condor-cloud/instances"
+    cache_max_size: int = 0
+
+    def profile(self, profile_id):
+        for p in self.profiles:
+            if p.id == profile_id:
+                return p
+        return None
+
+
+def _param(name):
+    import htcondor2
+
+    value = htcondor2.param.get(name)
+    return DEFAULTS[name] if value is None or value == "" else value
+
+
+def _int(name, low=0):
+    text = _param(name)
+    try:
+        value = int(text)
+    except ValueError:
+        raise CloudError("configuration knob %s = %r is not a whole number" % (name, text)) from None
+    if value < low:
+        raise CloudError("configuration knob %s must be at least %d" % (name, low))
+    return value
+
+
+def load_api_settings(reload=False):
+    base = cloud_config.load_settings(reload=reload)
+    realm = _param("CLOUD_API_REALM")
+    if not re.fullmatch(r"[A-Za-z0-9 ._-]{1,64}", realm):
+        raise CloudError("CLOUD_API_REALM may only contain letters, digits, spaces and ._-", errors.INTERNAL)
+    return ApiSettings(
+        image_store=base.image_store,
+        listen=parse_listen(_param("CLOUD_API_LISTEN")),
+        workers=_int("CLOUD_API_WORKERS", 1),
+        users_file=_param("CLOUD_API_USERS"),
+        keys_dir=_param("CLOUD_API_KEYS_DIR"),
+        profiles=parse_profiles(_param("CLOUD_API_HARDWARE_PROFILES")),
+        max_user_data=_int("CLOUD_API_MAX_USER_DATA", 0),
+        realm=realm,
+        schedd=_param("CLOUD_API_SCHEDD").strip(),
+        qemu_img=base.qemu_img,
+        image_cache=base.image_cache,
+        instance_dir=base.instance_dir,
+        cache_max_size=base.cache_max_size,
+    )

@@ -1,0 +1,299 @@
+"""Instances as VM-universe jobs, through the htcondor2 bindings (never by parsing command output).
+
+An instance is exactly the job a person would submit by hand (universe vm, vm_type kvm, vm_memory, vm_vcpus,
+vm_disk = IMAGE:vda:w) plus the attributes CloudOwner, CloudProfile, CloudImage, CloudName and, when given,
+CloudUserData (base64), CloudKeyName and CloudSSHKey (the public key line). Every value that came from a user is
+validated against a small alphabet first and passed as a ClassAd string literal; nothing is pasted into a submit
+description or libvirt XML as text.
+
+Instance ids are the job's GlobalJobId ('schedd#cluster.proc#qdate') made URL-safe: '#' -> '_'.
+"""
+
+import base64
+import binascii
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from . import errors, images
+from .errors import CloudError, shown
+
+VM_UNIVERSE = 13
+PROJECTION = ["ClusterId", "ProcId", "GlobalJobId", "QDate", "JobStatus", "Owner", "CloudOwner", "CloudProfile",
+              "CloudImage", "CloudName", "CloudKeyName", "JobVMMemory", "JobVM_VCPUS", "VMPARAM_vm_Disk", "Cmd",
+              "HoldReason", "JobStartDate", "EnteredCurrentStatus", "CloudAddresses", "ChirpCloudAddresses"]
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_ID_RE = re.compile(r"([A-Za-z0-9.@-]{1,255})_([0-9]{1,10})\.([0-9]{1,10})_([0-9]{1,12})")
+# What a ClassAd string literal here may contain: no quote, backslash, '$' (submit macros) or control characters.
+_LITERAL_RE = re.compile(r"[A-Za-z0-9 @._+=:,/-]*")
+
+PENDING, RUNNING, STOPPED = "PENDING", "RUNNING", "STOPPED"
+# JobStatus: 1 idle, 2 running, 3 removed, 4 completed, 5 held, 6 transferring output, 7 suspended.
+_STATES = {1: PENDING, 2: RUNNING, 3: STOPPED, 4: STOPPED, 5: PENDING, 6: STOPPED, 7: STOPPED}
+
+
+class BackendError(CloudError):
+    """HTCondor (the schedd or the collector) could not be reached or refused a request: HTTP 502."""
+
+    def __init__(self, message):
+        super().__init__(message, errors.INTERNAL)
+
+
+class InstanceStateError(CloudError):
+    """The action is not allowed in the instance's current state: HTTP 405."""
+
+    def __init__(self, message):
+        super().__init__(message, errors.BAD_REQUEST)
+
+
+class NoSuchInstance(CloudError):
+    def __init__(self, instance_id):
+        super().__init__("no instance %s" % shown(instance_id), errors.BAD_REQUEST)
+
+
+def classad_string(value):
+    """A ClassAd string literal for a value that was validated to need no escaping (defense in depth)."""
+    if not isinstance(value, str) or not _LITERAL_RE.fullmatch(value):
+        raise ValueError("refusing to put %s into a job attribute" % shown(value))
+    return '"%s"' % value
+
+
+def check_instance_name(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise CloudError("instance name %s is not allowed: use 1-63 letters, digits, '.', '_' or '-', starting "
+                         "with a letter or digit" % shown(name), errors.BAD_REQUEST)
+    return name
+
+
+def check_user_data(text, max_bytes):
+    """Validate base64 user data (whitespace ignored); return it normalized, or '' for none."""
+    if text is None or text == "":
+        return ""
+    compact = "".join(str(text).split())
+    if len(compact) > 4 * ((max_bytes + 2) // 3):
+        raise CloudError("user_data is larger than %d bytes" % max_bytes, errors.BAD_REQUEST)
+    try:
+        if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", compact):
+            raise ValueError
+        raw = base64.b64decode(compact, validate=True)
+    except (ValueError, binascii.Error):
+        raise CloudError("user_data must be base64-encoded", errors.BAD_REQUEST) from None
+    if len(raw) > max_bytes:
+        raise CloudError("user_data is larger than %d bytes" % max_bytes, errors.BAD_REQUEST)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def instance_id_of(global_job_id):
+    """'master.example.org#12.0#1700000000' -> 'master.example.org_12.0_1700000000'."""
+    parts = str(global_job_id).split("#")
+    if len(parts) != 3:
+        return None
+    schedd = re.sub(r"[^A-Za-z0-9.@-]", "-", parts[0]) or "schedd"
+    return "%s_%s_%s" % (schedd, parts[1], parts[2])
+
+
+def parse_instance_id(instance_id):
+    """(cluster, proc) of a well-formed instance id, else raise NoSuchInstance."""
+    m = _ID_RE.fullmatch(instance_id or "")
+    if not m:
+        raise NoSuchInstance(instance_id)
+    return int(m.group(2)), int(m.group(3))
+
+
+def image_id(name):
+    """The original driver's image id: SHA1 hex of the file name lower-cased with '.' -> '-'."""
+    import hashlib
+
+    return hashlib.sha1(name.lower().replace(".", "-").encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Profile:
+    id: str
+    memory: int  # MiB
+    cpus: int
+    storage: Optional[int] = None  # GB, informational
+    architecture: str = "x86_64"
+
+
+@dataclass
+class InstanceInfo:
+    id: str
+    cluster: int
+    proc: int
+    name: str
+    owner: str
+    image: str
+    profile: str
+    state: str
+    job_status: int
+    memory: Optional[int]
+    cpus: Optional[int]
+    keyname: str
+    launch_time: Optional[int]
+    start_time: Optional[int]
+    hold_reason: str
+    addresses: List[str] = field(default_factory=list)
+
+    @property
+    def image_id(self):
+        return image_id(self.image) if self.image else ""
+
+
+def _get(ad, name, kind, default=None):
+    try:
+        value = ad.get(name, default) if hasattr(ad, "get") else default
+    except Exception:  # an expression that does not evaluate
+        return default
+    if value is None:
+        return default
+    if kind is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return default
+    return value if isinstance(value, str) else default
+
+
+def _addresses(ad):
+    found = []
+    for attr in ("CloudAddresses", "ChirpCloudAddresses"):
+        for item in _get(ad, attr, str, "").replace(",", " ").split():
+            try:
+                address = str(ipaddress.ip_address(item))
+            except ValueError:
+                continue
+            if address not in found:
+                found.append(address)
+    return found
+
+
+def info_from_ad(ad):
+    """An InstanceInfo for a VM job ad (also one submitted by hand), or None if the ad is unusable."""
+    global_id = _get(ad, "GlobalJobId", str)
+    instance_id = instance_id_of(global_id) if global_id else None
+    cluster, proc = _get(ad, "ClusterId", int), _get(ad, "ProcId", int)
+    if not instance_id or cluster is None or proc is None:
+        return None
+    status = _get(ad, "JobStatus", int, 0)
+    image = _get(ad, "CloudImage", str, "")
+    if not image:
+        disk = _get(ad, "VMPARAM_vm_Disk", str, "")
+        image = disk.split(",")[0].split(":")[0].rsplit("/", 1)[-1] if disk else ""
+    return InstanceInfo(
+        id=instance_id, cluster=cluster, proc=proc,
+        name=_get(ad, "CloudName", str) or _get(ad, "Cmd", str, "") or "%d.%d" % (cluster, proc),
+        owner=_get(ad, "CloudOwner", str) or _get(ad, "Owner", str, ""),
+        image=image, profile=_get(ad, "CloudProfile", str, ""),
+        state=_STATES.get(status, STOPPED), job_status=status,
+        memory=_get(ad, "JobVMMemory", int), cpus=_get(ad, "JobVM_VCPUS", int),
+        keyname=_get(ad, "CloudKeyName", str, ""),
+        launch_time=_get(ad, "QDate", int), start_time=_get(ad, "JobStartDate", int),
+        hold_reason=_get(ad, "HoldReason", str, "") if status == 5 else "",
+        addresses=_addresses(ad))
+
+
+class CloudJobs:
+    """The schedd side of instances. `schedd_factory()` returns an htcondor2.Schedd (tests pass a fake)."""
+
+    def __init__(self, schedd_factory=None):
+        self._schedd_factory = schedd_factory
+
+    def _schedd(self):
+        import htcondor2
+
+        try:
+            if self._schedd_factory is not None:
+                return self._schedd_factory()
+            return htcondor2.Schedd()
+        except htcondor2.HTCondorException as exc:
+            raise BackendError("cannot locate the HTCondor schedd: %s" % exc) from None
+
+    def _call(self, what, fn, *args, **kwargs):
+        import htcondor2
+
+        try:
+            return fn(*args, **kwargs)
+        except htcondor2.HTCondorException as exc:
+            raise BackendError("HTCondor schedd error while %s: %s" % (what, exc)) from None
+
+    @staticmethod
+    def constraint(owner=None):
+        base = "JobUniverse == %d" % VM_UNIVERSE
+        if owner is None:
+            return base
+        return "%s && CloudOwner == %s" % (base, classad_string(owner))
+
+    def list(self, owner=None):
+        """Every instance of owner (None: every VM job), with ONE schedd query and a projection."""
+        schedd = self._schedd()
+        ads = self._call("listing instances", schedd.query, constraint=self.constraint(owner),
+                         projection=PROJECTION)
+        found = [info_from_ad(ad) for ad in ads]
+        return sorted((i for i in found if i), key=lambda i: (i.cluster, i.proc))
+
+    def get(self, instance_id, owner=None):
+        """The instance with this id (visible to owner; None: any), or raise NoSuchInstance."""
+        cluster, proc = parse_instance_id(instance_id)
+        schedd = self._schedd()
+        constraint = "%s && ClusterId == %d && ProcId == %d" % (self.constraint(owner), cluster, proc)
+        ads = self._call("looking up an instance", schedd.query, constraint=constraint, projection=PROJECTION)
+        for ad in ads:
+            info = info_from_ad(ad)
+            if info and info.id == instance_id:
+                return info
+        raise NoSuchInstance(instance_id)
+
+    def submit(self, owner, image, profile, name, user_data="", key=None):
+        """Queue one instance; return its InstanceInfo. Arguments must already be validated (see the API)."""
+        import htcondor2
+
+        images.check_image_name(image)
+        check_instance_name(name)
+        description = {
+            "universe": "vm",
+            "vm_type": "kvm",
+            "vm_memory": str(int(profile.memory)),
+            "vm_vcpus": str(int(profile.cpus)),
+            "request_cpus": str(int(profile.cpus)),
+            "vm_disk": "%s:vda:w" % image,
+            "vm_no_output_vm": "true",
+            "executable": name,
+            "+CloudOwner": classad_string(owner),
+            "+CloudProfile": classad_string(profile.id),
+            "+CloudImage": classad_string(image),
+            "+CloudName": classad_string(name),
+        }
+        if user_data:
+            description["+CloudUserData"] = classad_string(user_data)
+        if key is not None:
+            description["+CloudKeyName"] = classad_string(key.name)
+            description["+CloudSSHKey"] = classad_string(key.public_key)
+        schedd = self._schedd()
+        result = self._call("submitting an instance", schedd.submit, htcondor2.Submit(description), count=1)
+        cluster = result.cluster()
+        ads = self._call("reading back a new instance", schedd.query,
+                         constraint="ClusterId == %d && ProcId == 0" % cluster, projection=PROJECTION)
+        for ad in ads:
+            info = info_from_ad(ad)
+            if info:
+                return info
+        raise BackendError("the schedd accepted job %d.0 but does not show it" % cluster)
+
+    def remove(self, info, reason):
+        import htcondor2
+
+        schedd = self._schedd()
+        result = self._call("destroying an instance", schedd.act, htcondor2.JobAction.Remove,
+                            "%d.%d" % (info.cluster, info.proc), reason=reason)
+        if _get(result, "TotalSuccess", int, 1) > 0:
+            return
+        if _get(result, "TotalJobsNotFound", int, 0) > 0:
+            raise NoSuchInstance(info.id)
+        if _get(result, "TotalPermissionDenied", int, 0) > 0:
+            raise BackendError("the schedd refused to remove job %d.%d: permission denied (the API's account "
+                               "can only remove jobs it submitted)" % (info.cluster, info.proc))
+        if _get(result, "TotalBadStatus", int, 0) > 0:
+            raise InstanceStateError("instance %s is already being destroyed" % info.id)
+        raise BackendError("the schedd did not remove job %d.%d" % (info.cluster, info.proc))
