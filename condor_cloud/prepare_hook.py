@@ -10,7 +10,7 @@ import signal
 import sys
 import uuid
 
-from . import config, errors, images, instances, jobad, qemuimg
+from . import config, errors, images, instances, jobad, qemuimg, seed
 from .cache import ImageCache
 from .domain import check_mac, mac_for
 from .errors import CloudError, shown
@@ -49,6 +49,8 @@ class Prepare:
                 # vm-gahp prefers a scratch file with the disk's basename over the path we give it.
                 raise CloudError("the job's sandbox contains a file %s.qcow2, which would shadow the instance's "
                                  "disk; do not transfer files with that name" % disk.device, errors.BAD_REQUEST)
+        self.step = "reading the cloud-init user data and SSH keys"
+        seed_inputs = seed.inputs_from_ad(ad)     # CloudUserData, CloudSSHKey, CloudName: checked before any work
         global_id = jobad.get(ad, "GlobalJobId", str, "%d.%d" % (cluster, proc))
         mac = jobad.get(ad, "JobVM_MACADDR", str, "")
         mac = check_mac(mac) if mac else mac_for(global_id)
@@ -83,6 +85,15 @@ class Prepare:
                                                 "image": disk.image})
             self.instance.save()
             vm_disk.append("%s:%s:%s:qcow2" % (overlay, disk.device, "w" if disk.writable else "r"))
+
+        self.step = "building the cloud-init seed"
+        seed_path = seed.build_seed(os.path.join(self.instance.path, "seed.iso"), instance_id,
+                                    seed.hostname_for(seed_inputs.name, instance_id),
+                                    seed_inputs.user_data, seed_inputs.ssh_keys)
+        used = {d.device for d in disks}
+        self.instance.meta["cdroms"] = [{"path": seed_path, "device": next(d for d in ("sda", "sdb", "sdc", "sdd")
+                                                                          if d not in used)}]
+        self.instance.save()
 
         return {
             "CloudInstanceId": instance_id,

@@ -278,3 +278,26 @@ def test_cleanup_evicts_above_the_limit_but_not_a_base_in_use(demo):
     output = run_cleanup(FakeHypervisor())
     assert [e.image for e in ImageCache(str(demo.cache)).entries()] == ["demo.qcow2"]
     assert 'CloudCachedImages = "demo.qcow2"' in output
+
+
+def test_prepare_builds_the_cloud_init_seed(demo):
+    from condor_cloud import seed
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org"
+    status, out = run_prepare(job_ad(CloudUserData='"I2Nsb3VkLWNvbmZpZwo="', CloudSSHKey='"%s"' % key,
+                                     CloudName='"Web_1"'))
+    assert status == 0
+    seed_path = os.path.join(out["CloudInstanceDir"], "seed.iso")
+    meta = instances.load(str(demo.instances), out["CloudInstanceId"]).meta
+    assert meta["cdroms"] == [{"path": seed_path, "device": "sda"}]
+    label, files = seed.read_seed(seed_path)
+    assert label == "cidata" and files["user-data"] == b"#cloud-config\n"
+    assert files["meta-data"] == ('instance-id: "%s"\nlocal-hostname: "web-1"\npublic-keys:\n  - "%s"\n'
+                                  % (out["CloudInstanceId"], key)).encode()
+
+
+def test_bad_user_data_is_held_and_leaves_nothing(cloud):
+    status, out = run_prepare(job_ad(CloudUserData='"not base64!"'))
+    assert status == 1 and out["HookStatusCode"] == errors.BAD_REQUEST
+    assert out["HookStatusMessage"].startswith("user data is not valid base64")
+    assert os.listdir(cloud.instances) == []
