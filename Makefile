@@ -60,7 +60,7 @@ NODE_VERSION  := $(shell sed -n 's/^Version:[[:space:]]*//p' condor-cloud-node.s
 TARBALL       := $(BUILDDIR)/$(NAME)-$(VERSION).tar.gz
 # What the tarball holds: everything the specs build, install, document and test (%check), as found in
 # the working tree (tracked or not, minus .gitignore'd files), so `make rpm` packages what you see.
-DIST_PATHS    := LICENSE Makefile setup.py pyproject.toml $(SPECS) condor_cloud hooks libexec templates config.d \
+DIST_PATHS    := LICENSE Makefile setup.py pyproject.toml $(SPECS) condor_cloud bin hooks libexec templates config.d \
                  packaging docs systemd README.md tests/unit tests/data tests/requirements.txt
 
 # Local builds on Debian: Fedora's python/systemd macros come from packaging/rpm-macros.debian, build
@@ -76,7 +76,8 @@ RPMBUILD_ARGS = --define "_topdir $(abspath $(RPMDIR))" --define "_sourcedir $(a
 SUBST_PATHS = sed -e 's|$$(LIBEXEC)/condor-cloud|$(LIBEXECDIR)/condor-cloud|g' \
                   -e 's|/usr/libexec/condor-cloud|$(LIBEXECDIR)/condor-cloud|g' \
                   -e 's|/usr/share/condor-cloud|$(DATADIR)/condor-cloud|g' \
-                  -e 's|/var/lib/condor-cloud|$(STATEDIR)|g'
+                  -e 's|/var/lib/condor-cloud|$(STATEDIR)|g' \
+                  -e 's|/usr/bin/condor-cloud|$(BINDIR)/condor-cloud|g'
 # install_program SRC DEST: mode 0755, shebang -> $(PYTHON), timestamp kept
 define install_program
 	$(INSTALL) -Dpm 0755 $(1) $(DESTDIR)$(2)
@@ -139,8 +140,19 @@ install-master: install-common
 	$(call install_config,config.d/20condor_cloud_master.config)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(STATEDIR)/shared_images $(DESTDIR)$(STATEDIR)/shared_images/staging
 	$(INSTALL) -Dpm 0644 packaging/condor-cloud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud.conf
-	@: API server and CLI \(issue "API"\): installed here once they exist
-	$(if $(wildcard systemd/condor-cloud-api.service),$(INSTALL) -Dpm 0644 systemd/condor-cloud-api.service $(DESTDIR)$(UNITDIR)/condor-cloud-api.service)
+	@: API server and the administrator CLI
+	$(call install_config,systemd/25condor_cloud_api.config)
+	$(call install_program,bin/condor-cloud,$(BINDIR)/condor-cloud)
+	$(call install_program,bin/condor-cloud-api,$(BINDIR)/condor-cloud-api)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(UNITDIR)
+	$(SUBST_PATHS) systemd/condor-cloud-api.service > $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
+	touch -r systemd/condor-cloud-api.service $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
+	$(INSTALL) -Dpm 0644 systemd/condor-cloud-api.sysusers $(DESTDIR)$(SYSUSERSDIR)/condor-cloud-api.conf
+	$(INSTALL) -Dpm 0644 systemd/condor-cloud-api.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud-api.conf
+	@: owner condor-cloud-api comes from the RPM or from systemd-tmpfiles --create
+	$(INSTALL) -d -m 0750 $(DESTDIR)$(STATEDIR)/keys
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/condor-cloud
 
 install-node: install-common
 	$(call install_config,config.d/30condor_cloud_node.config)
