@@ -1,0 +1,490 @@
+"""condor-cloud: the administrator's command line.
+
+  condor-cloud image list|add|remove       the shared image store (master)
+  condor-cloud instance launch|list|show|destroy   instances (VM-universe jobs) through the local schedd
+  condor-cloud node cache list|prune       the image cache of this execute node
+  condor-cloud user add|remove|passwd|list the API's users
+
+Exit status: 0 success; 1 an error (message on standard error); 2 bad usage.
+"""
+
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+import sys
+
+import click
+
+from . import errors, images, qemuimg
+from .errors import CloudError, shown
+
+CHUNK = 4 << 20
+
+
+def _settings():
+    from .api.config import load_api_settings
+
+    return load_api_settings()
+
+
+def _fail(message):
+    raise click.ClickException(message)
+
+
+@contextlib.contextmanager
+def _errors():
+    try:
+        yield
+    except CloudError as exc:
+        _fail(str(exc))
+
+
+def _print_json(value):
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main_group():
+    """Condor Cloud: a private IaaS cloud on HTCondor's VM universe."""
+
+
+# -- images --------------------------------------------------------------------------------------------
+@main_group.group("image")
+def image_group():
+    """The shared image store (CLOUD_IMAGE_STORE)."""
+
+
+@image_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def image_list(as_json):
+    """List the launchable images with their API ids."""
+    from .instances_api import image_id
+
+    with _errors():
+        settings = _settings()
+        found = images.list_images(settings.image_store)
+    rows = [{"name": i.name, "id": image_id(i.name), "size": i.size, "sha256": i.sha256} for i in found]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no images in %s (add one with 'condor-cloud image add FILE')" % settings.image_store)
+        return
+    click.echo("%-32s %12s  %-16s  %s" % ("NAME", "SIZE", "SHA256", "ID"))
+    for r in rows:
+        click.echo("%-32s %12d  %-16s  %s" % (r["name"], r["size"], (r["sha256"] or "-")[:16], r["id"]))
+
+
+def _copy_with_progress(src_path, dst_fd, size, label):
+    """Copy src into dst_fd (holes stay holes), hashing everything; return the SHA-256 hex digest."""
+    digest = hashlib.sha256()
+    zero = bytes(CHUNK)
+    with open(src_path, "rb") as src, click.progressbar(length=size, label=label, file=sys.stderr,
+                                                         show_pos=False, show_percent=True) as bar:
+        offset = 0
+        while True:
+            block = src.read(CHUNK)
+            if not block:
+                break
+            digest.update(block)
+            if block == zero[:len(block)]:
+                os.lseek(dst_fd, len(block), os.SEEK_CUR)
+            else:
+                _write_all(dst_fd, block)
+            offset += len(block)
+            bar.update(len(block))
+        os.ftruncate(dst_fd, offset)
+        os.fsync(dst_fd)
+    return digest.hexdigest()
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def add_image(settings, source, name, replace=False, progress_label=None):
+    """Copy source into STORE/staging/, verify it with qemu-img, write IMAGE.sha256, publish by rename."""
+    from .api.models import store_images
+    from .instances_api import image_id
+
+    images.check_image_name(name)
+    store = settings.image_store
+    staging = os.path.join(store, images.STAGING)
+    target = os.path.join(store, name)
+    if not os.path.isfile(source):
+        raise CloudError("%s is not a regular file" % source, errors.BAD_REQUEST)
+    if os.path.lexists(target) and not replace:
+        raise CloudError("image %s exists already in %s (use --replace)" % (name, store), errors.BAD_REQUEST)
+    for other in store_images(store).values():
+        if other.name != name and image_id(other.name) == image_id(name):
+            raise CloudError("image %s would have the same API id as %s (names may not differ only in case or "
+                             "'.'/'-')" % (name, other.name), errors.BAD_REQUEST)
+    os.makedirs(staging, mode=0o755, exist_ok=True)
+    tmp = os.path.join(staging, "%s.%d.tmp" % (name, os.getpid()))
+    sidecar_tmp = tmp + images.CHECKSUM_SUFFIX
+    size = os.path.getsize(source)
+    done = False
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            digest = _copy_with_progress(source, fd, size, progress_label or "copying %s" % name)
+        finally:
+            os.close(fd)
+        qemuimg.probe(settings.qemu_img, tmp, name, qemuimg.expected_format(name))
+        with open(sidecar_tmp, "w") as f:
+            f.write("%s  %s\n" % (digest, name))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.chmod(sidecar_tmp, 0o644)
+        sidecar = target + images.CHECKSUM_SUFFIX
+        if os.path.lexists(target):
+            # Replacing: drop the old checksum first, so no reader pairs the new image with it.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sidecar)
+            _fsync_dir(store)
+            os.rename(tmp, target)
+            os.rename(sidecar_tmp, sidecar)
+        else:
+            # New: the checksum first, so the image is never visible without it.
+            os.rename(sidecar_tmp, sidecar)
+            os.rename(tmp, target)
+        _fsync_dir(store)
+        done = True
+    except OSError as exc:
+        raise CloudError("could not add image %s: %s" % (name, exc.strerror or exc), errors.INTERNAL) from None
+    finally:
+        if not done:
+            for path in (tmp, sidecar_tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+    return digest
+
+
+@image_group.command("add")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", help="Name in the store (default: the file's name).")
+@click.option("--replace", is_flag=True, help="Replace an image of the same name.")
+def image_add(path, name, replace):
+    """Copy a qcow2 or raw disk image into the store (verified, with a SHA-256 checksum file)."""
+    name = name or os.path.basename(path)
+    with _errors():
+        settings = _settings()
+        digest = add_image(settings, path, name, replace)
+    from .instances_api import image_id
+
+    click.echo("added %s (sha256 %s, id %s)" % (name, digest, image_id(name)))
+
+
+@image_group.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove even if queued instances still need it.")
+def image_remove(name, force):
+    """Remove an image (and its checksum file) from the store. Running instances keep their cached copy."""
+    with _errors():
+        images.check_image_name(name)
+        settings = _settings()
+        target = os.path.join(settings.image_store, name)
+        if not os.path.lexists(target):
+            _fail("no image %s in %s" % (shown(name), settings.image_store))
+        if not force:
+            from .instances_api import BackendError, CloudJobs
+
+            try:
+                waiting = [i for i in CloudJobs().list() if i.image == name and i.state == "PENDING"]
+            except BackendError as exc:
+                _fail("cannot check the queue for instances of %s (%s); use --force to remove anyway" % (name, exc))
+            if waiting:
+                _fail("%d pending instance(s) still need %s (%s); use --force to remove anyway"
+                      % (len(waiting), name, ", ".join(i.id for i in waiting[:5])))
+        os.unlink(target)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target + images.CHECKSUM_SUFFIX)
+    click.echo("removed %s" % name)
+
+
+# -- instances -----------------------------------------------------------------------------------------
+@main_group.group("instance")
+def instance_group():
+    """Instances: VM-universe jobs in the local schedd."""
+
+
+def _instance_dict(info):
+    return {"id": info.id, "name": info.name, "owner": info.owner, "state": info.state, "image": info.image,
+            "image_id": info.image_id, "hardware_profile": info.profile, "memory": info.memory, "cpus": info.cpus,
+            "job": "%d.%d" % (info.cluster, info.proc), "job_status": info.job_status, "keyname": info.keyname,
+            "launch_time": info.launch_time, "public_addresses": info.addresses, "hold_reason": info.hold_reason}
+
+
+def _print_instances(infos):
+    click.echo("%-36s %-16s %-10s %-8s %-10s %-24s %s" % ("ID", "NAME", "OWNER", "STATE", "PROFILE", "IMAGE",
+                                                          "ADDRESSES"))
+    for i in infos:
+        click.echo("%-36s %-16s %-10s %-8s %-10s %-24s %s" % (i.id, i.name, i.owner, i.state, i.profile or "-",
+                                                              i.image, ",".join(i.addresses) or "-"))
+
+
+def _default_owner():
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _jobs():
+    from .instances_api import CloudJobs
+
+    return CloudJobs()
+
+
+@instance_group.command("launch")
+@click.argument("image")
+@click.option("--profile", "hwp", help="Hardware profile (default: the first one configured).")
+@click.option("--name", help="Instance name (default i-<time>).")
+@click.option("--owner", help="Cloud user who owns it (default: you).")
+@click.option("--key", "keyname", help="Name of one of the owner's SSH keys.")
+@click.option("--user-data", "user_data_file", type=click.File("rb"), help="File with user data (e.g. cloud-config).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def instance_launch(image, hwp, name, owner, keyname, user_data_file, as_json):
+    """Launch an instance of IMAGE (a store name or an API image id)."""
+    import base64
+    import time
+
+    from .api.models import store_images
+    from .instances_api import check_instance_name, check_user_data
+    from .keys import KeyStore
+    from .users import check_name
+
+    with _errors():
+        settings = _settings()
+        found = store_images(settings.image_store)
+        info = found.get(image) or next((i for i in found.values() if i.name == image), None)
+        if info is None:
+            _fail("no image %s in %s (see 'condor-cloud image list')" % (shown(image), settings.image_store))
+        profile = settings.profile(hwp) if hwp else settings.profiles[0]
+        if profile is None:
+            _fail("no hardware profile %s (configured: %s)" % (shown(hwp), ", ".join(p.id for p in settings.profiles)))
+        owner = check_name(owner or _default_owner())
+        name = check_instance_name(name or "i-%d" % int(time.time()))
+        user_data = ""
+        if user_data_file is not None:
+            user_data = check_user_data(base64.b64encode(user_data_file.read()).decode("ascii"),
+                                        settings.max_user_data)
+        key = KeyStore(settings.keys_dir).get(owner, keyname) if keyname else None
+        created = _jobs().submit(owner, info.name, profile, name, user_data, key)
+    if as_json:
+        _print_json(_instance_dict(created))
+    else:
+        click.echo("launched %s (job %d.%d)" % (created.id, created.cluster, created.proc))
+
+
+@instance_group.command("list")
+@click.option("--owner", help="Only this cloud user's instances (default: all VM jobs).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def instance_list(owner, as_json):
+    """List instances (one schedd query)."""
+    with _errors():
+        infos = _jobs().list(owner)
+    if as_json:
+        _print_json([_instance_dict(i) for i in infos])
+    else:
+        _print_instances(infos)
+
+
+@instance_group.command("show")
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def instance_show(instance_id, as_json):
+    """Show one instance."""
+    with _errors():
+        info = _jobs().get(instance_id)
+    data = _instance_dict(info)
+    if as_json:
+        _print_json(data)
+    else:
+        for k in sorted(data):
+            click.echo("%-17s %s" % (k + ":", data[k] if data[k] not in (None, "", []) else "-"))
+
+
+@instance_group.command("destroy")
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def instance_destroy(instance_id, as_json):
+    """Destroy an instance (condor_rm of its job)."""
+    with _errors():
+        jobs = _jobs()
+        info = jobs.get(instance_id)
+        if info.state not in ("PENDING", "RUNNING"):
+            _fail("instance %s is %s already" % (instance_id, info.state))
+        jobs.remove(info, "destroyed with condor-cloud instance destroy by %s" % _default_owner())
+    if as_json:
+        _print_json({"id": instance_id, "destroyed": True})
+    else:
+        click.echo("destroyed %s" % instance_id)
+
+
+# -- node cache ----------------------------------------------------------------------------------------
+@main_group.group("node")
+def node_group():
+    """This execute node."""
+
+
+@node_group.group("cache")
+def cache_group():
+    """The node's image cache (CLOUD_IMAGE_CACHE)."""
+
+
+def _node_settings():
+    from . import config
+
+    return config.load_settings()
+
+
+@cache_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_list(as_json):
+    """List cached image copies, least recently used first."""
+    from .cache import ImageCache
+    from .instances import referenced_bases
+
+    with _errors():
+        settings = _node_settings()
+        entries = ImageCache(settings.image_cache, settings.qemu_img).entries()
+        used = referenced_bases(settings.instance_dir)
+    rows = [{"image": e.image, "version": e.version, "format": e.format, "bytes": e.allocated,
+             "last_used": e.last_used, "in_use": e.filename in used, "file": e.filename} for e in entries]
+    if as_json:
+        _print_json(rows)
+        return
+    total = sum(r["bytes"] for r in rows)
+    click.echo("%-32s %-16s %-6s %12s %s" % ("IMAGE", "VERSION", "FORMAT", "BYTES", "IN USE"))
+    for r in rows:
+        click.echo("%-32s %-16s %-6s %12d %s" % (r["image"], r["version"], r["format"], r["bytes"],
+                                                 "yes" if r["in_use"] else "no"))
+    click.echo("total %d bytes in %s (limit %d)" % (total, settings.image_cache, settings.cache_max_size))
+
+
+@cache_group.command("prune")
+@click.option("--all", "prune_all", is_flag=True, help="Remove every entry no instance uses (not just down to "
+              "CLOUD_CACHE_MAX_SIZE).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_prune(prune_all, as_json):
+    """Evict least recently used entries that no instance uses."""
+    from .cache import ImageCache
+    from .instances import referenced_bases
+
+    with _errors():
+        settings = _node_settings()
+        cache = ImageCache(settings.image_cache, settings.qemu_img)
+        limit = 1 if prune_all else settings.cache_max_size
+        removed = cache.evict(limit, lambda: referenced_bases(settings.instance_dir)) if limit else []
+    if as_json:
+        _print_json([{"file": e.filename, "bytes": e.allocated} for e in removed])
+        return
+    for e in removed:
+        click.echo("removed %s (%d bytes)" % (e.filename, e.allocated))
+    click.echo("%d entr%s removed" % (len(removed), "y" if len(removed) == 1 else "ies"))
+
+
+# -- users ---------------------------------------------------------------------------------------------
+@main_group.group("user")
+def user_group():
+    """The API's users (CLOUD_API_USERS)."""
+
+
+def _userfile():
+    from .users import UserFile
+
+    return UserFile(_settings().users_file)
+
+
+def _read_password(password_stdin, generate):
+    from .users import MIN_PASSWORD, generate_password
+
+    if password_stdin and generate:
+        _fail("use either --password-stdin or --generate")
+    if generate:
+        return generate_password(), True
+    if password_stdin:
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:
+            _fail("no password on standard input")
+        return line, False
+    password = click.prompt("Password (at least %d characters)" % MIN_PASSWORD, hide_input=True,
+                            confirmation_prompt=True)
+    return password, False
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Give the admin role (sees and destroys every instance).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate", is_flag=True, help="Generate a random password and print it.")
+def user_add(name, admin, password_stdin, generate):
+    """Add a user (prompts for the password unless told otherwise)."""
+    with _errors():
+        users = _userfile()
+        password, generated = _read_password(password_stdin, generate)
+        users.add(name, password, "admin" if admin else "user")
+    click.echo("added %s %s" % ("admin" if admin else "user", name))
+    if generated:
+        click.echo("password: %s" % password)
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate", is_flag=True, help="Generate a random password and print it.")
+def user_passwd(name, password_stdin, generate):
+    """Set a user's password."""
+    with _errors():
+        users = _userfile()
+        password, generated = _read_password(password_stdin, generate)
+        users.set_password(name, password)
+    click.echo("password of %s changed" % name)
+    if generated:
+        click.echo("password: %s" % password)
+
+
+@user_group.command("remove")
+@click.argument("name")
+def user_remove(name):
+    """Remove a user (their instances keep running; an admin can destroy them)."""
+    with _errors():
+        _userfile().remove(name)
+    click.echo("removed user %s" % name)
+
+
+@user_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_list(as_json):
+    """List users and roles (never passwords)."""
+    with _errors():
+        users = sorted(_userfile().load().values(), key=lambda u: u.name)
+    if as_json:
+        _print_json([{"name": u.name, "role": u.role} for u in users])
+    else:
+        for u in users:
+            click.echo("%-32s %s" % (u.name, u.role))
+
+
+def main(argv=None):
+    try:
+        main_group.main(args=argv, prog_name="condor-cloud", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
