@@ -52,8 +52,9 @@ def _b64(data):
     return base64.b64encode(data).decode("ascii")
 
 
-def hash_password(password, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, salt=None):
-    """The stored form of a password: 'scrypt:N:r:p:salt:hash'."""
+def hash_password(password, n=None, r=None, p=None, salt=None):
+    """The stored form of a password: 'scrypt:N:r:p:salt:hash' (cost: the module's SCRYPT_* unless given)."""
+    n, r, p = n or SCRYPT_N, r or SCRYPT_R, p or SCRYPT_P
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise CloudError("a password needs at least %d characters" % MIN_PASSWORD, errors.BAD_REQUEST)
     salt = salt if salt is not None else secrets.token_bytes(16)

@@ -1,0 +1,206 @@
+"""condor-cloud CLI: images (staging, checksum, atomic publish), instances, node cache, users."""
+
+import hashlib
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from condor_cloud import cli
+from condor_cloud.instances_api import CloudJobs
+
+from api.conftest import FakeSchedd, ED25519
+
+
+@pytest.fixture
+def run(cloud):
+    cloud.write_config("CLOUD_API_USERS = %s\nCLOUD_API_KEYS_DIR = %s\n" % (cloud.root / "users",
+                                                                           cloud.root / "keys"))
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(cli.main_group, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def probe(mocker):
+    return mocker.patch("condor_cloud.qemuimg.probe", return_value="qcow2")
+
+
+def test_help(run):
+    r = run("--help")
+    assert r.exit_code == 0
+    for group in ("image", "instance", "node", "user"):
+        assert group in r.output
+
+
+def test_image_add_publishes_with_checksum(run, cloud, probe, tmp_path):
+    src = tmp_path / "src.qcow2"
+    data = b"QFI\xfb" + b"\0" * (9 << 20) + b"tail"
+    src.write_bytes(data)
+    r = run("image", "add", str(src), "--name", "demo.qcow2")
+    assert r.exit_code == 0, r.output
+    published = cloud.store / "demo.qcow2"
+    assert published.read_bytes() == data
+    digest = hashlib.sha256(data).hexdigest()
+    assert (cloud.store / "demo.qcow2.sha256").read_text() == "%s  demo.qcow2\n" % digest
+    assert oct(published.stat().st_mode & 0o777) == "0o644"
+    assert os.listdir(cloud.store / "staging") == []
+    # Verified with qemu-img in staging/ before publishing, as a qcow2 because of the name.
+    (path, name, expected) = probe.call_args.args[1:]
+    assert os.path.dirname(path) == str(cloud.store / "staging") and name == "demo.qcow2" and expected == "qcow2"
+    assert "sha256 " + digest in r.output
+    # The store module sees it, checksum included.
+    listed = json.loads(run("image", "list", "--json").output)
+    assert listed == [{"name": "demo.qcow2", "id": hashlib.sha1(b"demo-qcow2").hexdigest(), "size": len(data),
+                       "sha256": digest}]
+
+
+def test_image_add_refuses_existing_unless_replace(run, cloud, probe, tmp_path):
+    src = tmp_path / "a.img"
+    src.write_bytes(b"1" * 1024)
+    assert run("image", "add", str(src)).exit_code == 0
+    r = run("image", "add", str(src))
+    assert r.exit_code == 1 and "exists already" in r.output
+    src.write_bytes(b"2" * 1024)
+    assert run("image", "add", str(src), "--replace").exit_code == 0
+    assert (cloud.store / "a.img").read_bytes() == b"2" * 1024
+    assert hashlib.sha256(b"2" * 1024).hexdigest() in (cloud.store / "a.img.sha256").read_text()
+
+
+def test_image_add_bad_image_leaves_nothing(run, cloud, mocker, tmp_path):
+    from condor_cloud.errors import CloudError
+
+    mocker.patch("condor_cloud.qemuimg.probe", side_effect=CloudError("image 'x.qcow2' is not a readable disk image"))
+    src = tmp_path / "x.qcow2"
+    src.write_bytes(b"junk")
+    r = run("image", "add", str(src))
+    assert r.exit_code == 1 and "not a readable disk image" in r.output
+    assert sorted(os.listdir(cloud.store)) == ["staging"] and os.listdir(cloud.store / "staging") == []
+
+
+@pytest.mark.parametrize("name", ["../evil", ".hidden", "a b", "x.sha256", "staging"])
+def test_image_add_bad_names(run, probe, tmp_path, name):
+    src = tmp_path / "ok.img"
+    src.write_bytes(b"1")
+    r = run("image", "add", str(src), "--name", name)
+    assert r.exit_code == 1
+
+
+def test_image_add_id_collision(run, cloud, probe, tmp_path):
+    src = tmp_path / "a.b.img"
+    src.write_bytes(b"1")
+    assert run("image", "add", str(src)).exit_code == 0
+    r = run("image", "add", str(src), "--name", "A-b.img")
+    assert r.exit_code == 1 and "same API id" in r.output
+
+
+def test_image_remove(run, cloud, mocker):
+    (cloud.store / "old.img").write_bytes(b"x")
+    (cloud.store / "old.img.sha256").write_text("0" * 64 + "\n")
+    fake = FakeSchedd()
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
+    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake))
+    r = run("image", "remove", "old.img")
+    assert r.exit_code == 0, r.output
+    assert not (cloud.store / "old.img").exists() and not (cloud.store / "old.img.sha256").exists()
+    assert run("image", "remove", "old.img").exit_code == 1
+
+
+def test_image_remove_refuses_when_pending_instances_need_it(run, cloud, mocker):
+    from condor_cloud.instances_api import Profile
+
+    (cloud.store / "busy.img").write_bytes(b"x")
+    fake = FakeSchedd()
+    CloudJobs(lambda: fake).submit("alice", "busy.img", Profile("small", 512, 1), "n1")
+    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake))
+    r = run("image", "remove", "busy.img")
+    assert r.exit_code == 1 and "pending instance" in r.output
+    assert run("image", "remove", "busy.img", "--force").exit_code == 0
+
+
+def test_instance_commands(run, cloud, mocker, probe):
+    (cloud.store / "demo.qcow2").write_bytes(b"x")
+    fake = FakeSchedd()
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
+    from condor_cloud.keys import KeyStore
+
+    KeyStore(str(cloud.root / "keys")).add("alice", "laptop", ED25519)
+    r = run("instance", "launch", "demo.qcow2", "--owner", "alice", "--profile", "medium", "--name", "web",
+            "--key", "laptop", "--json")
+    assert r.exit_code == 0, r.output
+    created = json.loads(r.output)
+    assert created["owner"] == "alice" and created["hardware_profile"] == "medium" and created["state"] == "PENDING"
+    assert fake.submitted[0]["MY.CloudSSHKey"] == '"%s"' % ED25519
+    listed = json.loads(run("instance", "list", "--json").output)
+    assert [i["id"] for i in listed] == [created["id"]]
+    shown = json.loads(run("instance", "show", created["id"], "--json").output)
+    assert shown["name"] == "web"
+    assert "web" in run("instance", "list").output
+    r = run("instance", "destroy", created["id"])
+    assert r.exit_code == 0 and len(fake.acts) == 1
+    r = run("instance", "destroy", created["id"])
+    assert r.exit_code == 1 and "STOPPED" in r.output
+    r = run("instance", "show", "nope")
+    assert r.exit_code == 1 and "no instance" in r.output
+
+
+def test_instance_launch_errors(run, cloud, mocker):
+    fake = FakeSchedd()
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
+    assert run("instance", "launch", "missing.img", "--owner", "alice").exit_code == 1
+    (cloud.store / "demo.qcow2").write_bytes(b"x")
+    r = run("instance", "launch", "demo.qcow2", "--owner", "alice", "--profile", "huge")
+    assert r.exit_code == 1 and "no hardware profile" in r.output
+    fake.down = True
+    r = run("instance", "launch", "demo.qcow2", "--owner", "alice")
+    assert r.exit_code == 1 and "schedd" in r.output
+    assert fake.submitted == []
+
+
+def test_node_cache_list_and_prune(run, cloud):
+    import time
+
+    for name, age in (("old.img@0123456789abcdef.raw", 3000), ("used.img@0123456789abcdef.raw", 2000),
+                      ("new.img@0123456789abcdef.raw", 10)):
+        path = cloud.cache / name
+        path.write_bytes(b"x" * 8192)
+        os.utime(path, (time.time() - age, time.time() - age))
+    inst = cloud.instances / "7.0-0123abcd"
+    inst.mkdir()
+    (inst / "instance.json").write_text(json.dumps({"bases": ["used.img@0123456789abcdef.raw"]}))
+    rows = json.loads(run("node", "cache", "list", "--json").output)
+    assert [r["image"] for r in rows] == ["old.img", "used.img", "new.img"]
+    assert [r["in_use"] for r in rows] == [False, True, False]
+    assert run("node", "cache", "prune", "--json").output.strip() == "[]"  # under CLOUD_CACHE_MAX_SIZE
+    removed = json.loads(run("node", "cache", "prune", "--all", "--json").output)
+    assert sorted(r["file"] for r in removed) == ["new.img@0123456789abcdef.raw", "old.img@0123456789abcdef.raw"]
+    assert os.listdir(cloud.cache) == ["used.img@0123456789abcdef.raw"] or \
+        sorted(os.listdir(cloud.cache)) == [".locks", "used.img@0123456789abcdef.raw"]
+
+
+def test_user_commands(run, cloud, mocker):
+    mocker.patch("condor_cloud.users.SCRYPT_N", 1024)
+    r = run("user", "add", "alice", "--password-stdin", input="alice-password\n")
+    assert r.exit_code == 0, r.output
+    r = run("user", "add", "root_", "--admin", "--generate")
+    assert r.exit_code == 0
+    password = r.output.split("password: ")[1].strip()
+    assert len(password) >= 16
+    from condor_cloud.users import UserFile
+
+    uf = UserFile(str(cloud.root / "users"), group=None)
+    assert uf.authenticate("root_", password).is_admin
+    assert json.loads(run("user", "list", "--json").output) == [{"name": "alice", "role": "user"},
+                                                                {"name": "root_", "role": "admin"}]
+    r = run("user", "add", "alice", "--password-stdin", input="other-password\n")
+    assert r.exit_code == 1 and "exists" in r.output
+    r = run("user", "passwd", "alice", input="new-password-1\nnew-password-1\n")
+    assert r.exit_code == 0
+    assert uf.authenticate("alice", "new-password-1")
+    assert run("user", "add", "bob", "--password-stdin", input="short\n").exit_code == 1
+    assert run("user", "remove", "alice").exit_code == 0
+    assert run("user", "remove", "alice").exit_code == 1
