@@ -61,12 +61,19 @@ TARBALL       := $(BUILDDIR)/$(NAME)-$(VERSION).tar.gz
 # What the tarball holds: everything the specs build, install, document and test (%check), as found in
 # the working tree (tracked or not, minus .gitignore'd files), so `make rpm` packages what you see.
 DIST_PATHS    := LICENSE Makefile setup.py pyproject.toml $(SPECS) condor_cloud bin hooks libexec templates config.d \
-                 packaging docs systemd README.md tests/unit tests/data tests/requirements.txt
+                 packaging docs systemd README.md tests/conftest.py tests/unit tests/data tests/requirements.txt
 
 # Local builds on Debian: Fedora's python/systemd macros come from packaging/rpm-macros.debian, build
 # dependencies are not in an rpm database, and %check is skipped (`make check-unit` runs the same tests).
+# `make rpm RPM_CHECK=yes` runs %check here too, with the test venv's pytest (make check-unit sets it up).
+RPM_CHECK     ?= no
 ifneq ($(wildcard /etc/debian_version),)
+ifeq ($(RPM_CHECK),yes)
+RPMBUILD_LOCAL ?= --load=$(CURDIR)/packaging/rpm-macros.debian --nodeps --with=check \
+                  --define "__pytest $(abspath $(VPY)) -m pytest"
+else
 RPMBUILD_LOCAL ?= --load=$(CURDIR)/packaging/rpm-macros.debian --nodeps --without=check
+endif
 endif
 RPMBUILD_ARGS = --define "_topdir $(abspath $(RPMDIR))" --define "_sourcedir $(abspath $(BUILDDIR))" \
                 $(RPMBUILD_LOCAL) $(RPMBUILD_EXTRA)
