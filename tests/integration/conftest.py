@@ -1,0 +1,46 @@
+"""Integration-test fixtures: one real HTCondor VM pool (tests/sandbox/sandbox.py) per test session.
+
+The `sandbox` fixture is session-scoped: the pool comes up once (a few seconds with a cached root; the first
+run on a machine builds the root, ~1 min) and its teardown ALWAYS runs, stopping every daemon and QEMU by PID
+and undoing every mount.  Set CLOUD_SANDBOX_KEEP_LOGS=DIR to keep the pool's logs after the session.
+`test_images` gives the cached test images (tests/images/build-image): {"poweroff": path, "sleep": ..., ...}.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "sandbox"))
+
+import sandbox as sandbox_mod  # noqa: E402
+
+VARIANTS = ("poweroff", "sleep", "write", "seed")
+
+
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.skip("the integration sandbox needs root (mounts, chroot, network namespace)")
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    """Paths (on the host) of the cached test images, by variant."""
+    _need_root()
+    out = subprocess.run([os.path.join(REPO, "tests", "images", "build-image")] + list(VARIANTS),
+                         stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout.split()
+    return dict(zip(VARIANTS, out))
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """A running pool with the project installed (make install-node install-master, or the interim copy)."""
+    _need_root()
+    sb = sandbox_mod.Sandbox(name="pytest-%d" % os.getpid())
+    try:
+        sb.up()
+        yield sb
+    finally:
+        sb.stop(keep_logs=os.environ.get("CLOUD_SANDBOX_KEEP_LOGS"))
