@@ -38,7 +38,8 @@ def test_images():
 def sandbox():
     """A running pool with the project installed (make install-node install-master, or the interim copy)."""
     _need_root()
-    sb = sandbox_mod.Sandbox(name="pytest-%d" % os.getpid())
+    # A fixed name: the next session cleans up after a crashed one (CLOUD_SANDBOX_NAME to run two at once).
+    sb = sandbox_mod.Sandbox(name=os.environ.get("CLOUD_SANDBOX_NAME", "pytest"))
     try:
         sb.up()
         yield sb
