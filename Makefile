@@ -174,3 +174,11 @@ install-node: install-common
 	# Owners (condor-cloud:condor-cloud) come from the RPM's %attr or from systemd-tmpfiles --create.
 	$(INSTALL) -d -m 2775 $(DESTDIR)$(STATEDIR)/local_cache
 	$(INSTALL) -d -m 2771 $(DESTDIR)$(STATEDIR)/instances
+
+# Benchmarks (issue 7): measurements, not tests. Writes docs/PERFORMANCE.md in about 5 minutes; root (it
+# loop-mounts an XFS image for the reflink figures). `make bench BENCH_ARGS=--pool` adds the real-pool parts.
+BENCH_ARGS ?=
+bench: $(HOST_STAMP)
+	@command -v mkfs.xfs >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xfsprogs >/dev/null; }
+	$(VPY) bench/run $(BENCH_ARGS)
