@@ -148,7 +148,7 @@ install-master: install-common
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(STATEDIR)/shared_images $(DESTDIR)$(STATEDIR)/shared_images/staging
 	$(INSTALL) -Dpm 0644 packaging/condor-cloud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud.conf
 	@: API server and the administrator CLI
-	$(call install_config,systemd/25condor_cloud_api.config)
+	$(call install_config,config.d/25condor_cloud_api.config)
 	$(call install_program,bin/condor-cloud,$(BINDIR)/condor-cloud)
 	$(call install_program,bin/condor-cloud-api,$(BINDIR)/condor-cloud-api)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(UNITDIR)
@@ -166,6 +166,7 @@ install-node: install-common
 	$(call install_program,hooks/prepare,$(LIBEXECDIR)/condor-cloud/hooks/prepare)
 	$(call install_program,hooks/exit,$(LIBEXECDIR)/condor-cloud/hooks/exit)
 	$(call install_program,hooks/cleanup,$(LIBEXECDIR)/condor-cloud/hooks/cleanup)
+	$(call install_program,hooks/update,$(LIBEXECDIR)/condor-cloud/hooks/update)
 	$(call install_program,libexec/libvirt-xml,$(LIBEXECDIR)/condor-cloud/libvirt-xml)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(DATADIR)/condor-cloud/templates
 	$(INSTALL) -pm 0644 templates/* $(DESTDIR)$(DATADIR)/condor-cloud/templates/

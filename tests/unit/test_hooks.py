@@ -301,3 +301,33 @@ def test_bad_user_data_is_held_and_leaves_nothing(cloud):
     assert status == 1 and out["HookStatusCode"] == errors.BAD_REQUEST
     assert out["HookStatusMessage"].startswith("user data is not valid base64")
     assert os.listdir(cloud.instances) == []
+
+
+# -- UPDATE_JOB_INFO ---------------------------------------------------------------------------------------
+from condor_cloud import update_hook  # noqa: E402
+
+
+def test_update_hook_publishes_the_discovered_address(demo):
+    _, prepared = run_prepare(job_ad())
+    mac = instances.load(str(demo.instances), prepared["CloudInstanceId"]).meta["mac"]
+    seen, published = [], []
+
+    def discover(m, network, libvirt_uri):
+        seen.append((m, network.kind))
+        return ["192.0.2.10"]
+
+    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"])
+    assert update_hook.main([], io.StringIO(ad), discover=discover, publish=published.append) == 0
+    assert seen == [(mac, "none")]
+    assert published == [{"ChirpCloudAddress": "192.0.2.10", "ChirpCloudAddresses": "192.0.2.10"}]
+    # already in the job ad: not published again
+    published.clear()
+    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"], ChirpCloudAddresses='"192.0.2.10"')
+    update_hook.main([], io.StringIO(ad), discover=discover, publish=published.append)
+    assert published == []
+
+
+def test_update_hook_without_an_instance_does_nothing(cloud):
+    calls = []
+    assert update_hook.main([], io.StringIO(job_ad()), discover=calls.append, publish=calls.append) == 0
+    assert calls == []

@@ -35,6 +35,7 @@ NODE_FILES = {
     "/usr/libexec/condor-cloud/hooks/prepare": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/libexec/condor-cloud/hooks/exit": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/libexec/condor-cloud/hooks/cleanup": ("-rwxr-xr-x", "root", "root", ""),
+    "/usr/libexec/condor-cloud/hooks/update": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/libexec/condor-cloud/libvirt-xml": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/share/condor-cloud": ("drwxr-xr-x", "root", "root", ""),
     "/usr/share/condor-cloud/templates": ("drwxr-xr-x", "root", "root", ""),
@@ -120,7 +121,7 @@ def test_make_install_layout(tmp_path):
         assert path in modes, path
         assert oct(modes[path]) == oct(perm_bits(mode)), path
     assert modes["/usr/lib/python3/dist-packages/condor_cloud/__init__.py"] == 0o644
-    for prog in ("hooks/prepare", "hooks/exit", "hooks/cleanup", "libvirt-xml"):
+    for prog in ("hooks/prepare", "hooks/exit", "hooks/cleanup", "hooks/update", "libvirt-xml"):
         with open(str(root / "usr/libexec/condor-cloud" / prog)) as f:
             assert f.readline() == "#!/usr/bin/python3\n"
     # HTCondor's $(LIBEXEC) is /usr/libexec/condor; the installed snippet must name our own directory.
