@@ -175,6 +175,7 @@ install-node: install-common
 	# Owners (condor-cloud:condor-cloud) come from the RPM's %attr or from systemd-tmpfiles --create.
 	$(INSTALL) -d -m 2775 $(DESTDIR)$(STATEDIR)/local_cache
 	$(INSTALL) -d -m 2771 $(DESTDIR)$(STATEDIR)/instances
+	$(INSTALL) -d -m 2775 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles
 
 # Benchmarks (issue 7): measurements, not tests. Writes docs/PERFORMANCE.md in about 5 minutes; root (it
 # loop-mounts an XFS image for the reflink figures). `make bench BENCH_ARGS=--pool` adds the real-pool parts.

@@ -93,6 +93,27 @@ def remove_dead_fills(cache_root, now, grace):
     return removed
 
 
+def prune_console_logs(console_dir, now, keep):
+    """Remove console logs of instances older than keep seconds (the logs outlive their instance so that a
+    failed boot can be read afterwards)."""
+    removed = []
+    try:
+        names = os.listdir(console_dir)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        path = os.path.join(console_dir, name)
+        if not name.endswith(".log") or name.startswith("."):
+            continue
+        try:
+            if now - os.stat(path).st_mtime > keep:
+                os.unlink(path)
+                removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def machine_attrs(settings, cache):
     entries = cache.entries()
     names = sorted({e.image for e in entries})
@@ -110,6 +131,7 @@ def main(argv=None, stdin=None, stdout=None, hypervisor=None):
         settings = config.load_settings()
         hypervisor = hypervisor or Libvirt(settings.libvirt_uri)
         reclaim_orphans(settings, hypervisor)
+        prune_console_logs(settings.console_dir, time.time(), settings.console_keep)
         cache = ImageCache(settings.image_cache, settings.qemu_img)
         if os.path.isdir(cache.root):
             remove_dead_fills(cache.root, time.time(), settings.orphan_grace)

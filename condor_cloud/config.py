@@ -12,6 +12,8 @@ DEFAULTS = {
     "CLOUD_IMAGE_STORE": "/var/lib/condor-cloud/shared_images",
     "CLOUD_IMAGE_CACHE": "/var/lib/condor-cloud/local_cache",
     "CLOUD_INSTANCE_DIR": "/var/lib/condor-cloud/instances",
+    "CLOUD_CONSOLE_DIR": "/var/log/condor-cloud/consoles",
+    "CLOUD_CONSOLE_KEEP": "604800",
     "CLOUD_CACHE_MAX_SIZE": "20G",
     "CLOUD_TEMPLATE_DIR": "/usr/share/condor-cloud/templates",
     "CLOUD_DOMAIN_TYPE": "auto",
@@ -40,6 +42,8 @@ class Settings:
     image_store: str
     image_cache: str
     instance_dir: str
+    console_dir: str
+    console_keep: int
     cache_max_size: int
     template_dir: str
     domain_type: str
@@ -79,6 +83,8 @@ def load_settings(reload=False):
         image_store=raw["CLOUD_IMAGE_STORE"],
         image_cache=raw["CLOUD_IMAGE_CACHE"],
         instance_dir=raw["CLOUD_INSTANCE_DIR"],
+        console_dir=raw["CLOUD_CONSOLE_DIR"],
+        console_keep=_int("CLOUD_CONSOLE_KEEP", raw["CLOUD_CONSOLE_KEEP"]),
         cache_max_size=parse_size(raw["CLOUD_CACHE_MAX_SIZE"]),
         template_dir=raw["CLOUD_TEMPLATE_DIR"],
         domain_type=domain_type,

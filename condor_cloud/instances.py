@@ -49,10 +49,6 @@ class Instance:
         self.path = os.path.join(root, instance_id)
         self.meta = meta
 
-    @property
-    def console_log(self):
-        return os.path.join(self.path, "console.log")
-
     def overlay_path(self, device):
         return os.path.join(self.path, "%s.qcow2" % device)
 

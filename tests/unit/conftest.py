@@ -43,7 +43,8 @@ def cloud(tmp_path, monkeypatch):
     lay.cache = tmp_path / "local_cache"
     lay.instances = tmp_path / "instances"
     lay.outside = tmp_path / "outside"
-    for d in (lay.store, lay.store / "staging", lay.cache, lay.instances, lay.outside):
+    lay.consoles = tmp_path / "consoles"
+    for d in (lay.store, lay.store / "staging", lay.cache, lay.instances, lay.outside, lay.consoles):
         d.mkdir()
     lay.config = tmp_path / "condor_config"
     lay.extra = ""
@@ -53,13 +54,14 @@ def cloud(tmp_path, monkeypatch):
             CLOUD_IMAGE_STORE = {store}
             CLOUD_IMAGE_CACHE = {cache}
             CLOUD_INSTANCE_DIR = {instances}
+            CLOUD_CONSOLE_DIR = {consoles}
             CLOUD_TEMPLATE_DIR = {templates}
             CLOUD_DOMAIN_TYPE = qemu
             CLOUD_NETWORK = none
             CLOUD_CACHE_MAX_SIZE = 1G
             CLOUD_PREPARE_TIMEOUT = 60
             CLOUD_ORPHAN_GRACE = 60
-            """).format(store=lay.store, cache=lay.cache, instances=lay.instances,
+            """).format(store=lay.store, cache=lay.cache, instances=lay.instances, consoles=lay.consoles,
                         templates=os.path.join(REPO, "templates")) + extra)
         htcondor2.reload_config()
 

@@ -162,7 +162,7 @@ def test_xml_script_renders_the_prepared_instance(demo):
     assert root.find("name").text == "alice_7.0"
     assert root.find("memory").text == "256" and root.find("vcpu").text == "2"
     assert root.find("devices/disk/source").get("file") == os.path.join(prepared["CloudInstanceDir"], "vda.qcow2")
-    assert root.find("devices/serial/log").get("file") == os.path.join(prepared["CloudInstanceDir"], "console.log")
+    assert root.find("devices/serial/log").get("file") == str(demo.consoles / (prepared["CloudInstanceId"] + ".log"))
     assert root.find("devices/graphics").get("listen") == "127.0.0.1"
     assert root.find("devices/interface") is None  # CLOUD_NETWORK = none
 
@@ -331,3 +331,12 @@ def test_update_hook_without_an_instance_does_nothing(cloud):
     calls = []
     assert update_hook.main([], io.StringIO(job_ad()), discover=calls.append, publish=calls.append) == 0
     assert calls == []
+
+
+def test_cleanup_prunes_old_console_logs_only(demo):
+    old, new = demo.consoles / "1.0-0000aaaa.log", demo.consoles / "2.0-0000bbbb.log"
+    old.write_text("old boot")
+    new.write_text("new boot")
+    os.utime(str(old), (1, 1))
+    run_cleanup(FakeHypervisor())
+    assert os.listdir(demo.consoles) == ["2.0-0000bbbb.log"]
