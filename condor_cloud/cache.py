@@ -6,12 +6,12 @@ another job's fill blocks on flock (no polling); the prepare hook's deadline (CL
 """
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
 import os
 import time
-from dataclasses import dataclass
 
 from . import errors, qemuimg
 from .errors import CloudError
@@ -23,7 +23,7 @@ FORMATS = ("qcow2", "raw")
 _MiB = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class CacheEntry:
     path: str
     filename: str
@@ -32,6 +32,7 @@ class CacheEntry:
     format: str
     allocated: int
     last_used: float
+    filled: bool = False   # True when this acquire copied it into the cache
 
 
 def entry_filename(image_name, version, fmt):
@@ -157,7 +158,7 @@ class ImageCache:
             os.rename(tmp_path, final)
             _fsync_dir(self.root)
             done = True
-            return self._entry(os.path.basename(final))
+            return dataclasses.replace(self._entry(os.path.basename(final)), filled=True)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise CloudError("not enough space in the image cache %s to copy image '%s' (%d MiB of data)"

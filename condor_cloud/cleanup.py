@@ -17,14 +17,30 @@ class Libvirt:
         self.uri = uri
         self._conn = None
 
-    def destroy(self, domain_uuid):
-        """Destroy the domain if it exists; return True if it is gone (or never existed)."""
+    def _connect(self):
         import libvirt
 
         if self._conn is None:
             self._conn = libvirt.open(self.uri)
+        return self._conn
+
+    def uuid_of(self, name):
+        """UUID of the domain called name, or None if there is none."""
+        import libvirt
+
         try:
-            dom = self._conn.lookupByUUIDString(domain_uuid)
+            return self._connect().lookupByName(name).UUIDString()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def destroy(self, domain_uuid):
+        """Destroy the domain if it exists; return True if it is gone (or never existed)."""
+        import libvirt
+
+        try:
+            dom = self._connect().lookupByUUIDString(domain_uuid)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return True

@@ -61,13 +61,43 @@ def build_params(settings, ad, kvm_probe=domain.kvm_usable):
     )
 
 
-def main(argv=None, stdin=None, stdout=None):
+def reap_stale_domain(settings, name, own_uuid, hypervisor):
+    """Destroy a leftover domain that has this job's name but belongs to a dead instance.
+
+    When a starter is killed its domain keeps running; the job restarts, maybe on this node, and libvirt would
+    refuse a second domain of that name: a failed VM launch takes the whole node out of service (HasVM =
+    false). Only a domain whose instance's starter is gone (or that has no instance) is destroyed."""
+    other = hypervisor.uuid_of(name)
+    if other is None or other == own_uuid:
+        return False
+    for instance_id in instances.list_ids(settings.instance_dir):
+        try:
+            instance = instances.load(settings.instance_dir, instance_id)
+        except CloudError:
+            continue
+        if instance.meta.get("uuid") == other and instance.starter_alive():
+            raise CloudError("a running instance (%s) already has the domain name %s" % (instance_id, name),
+                             errors.INTERNAL)
+    hypervisor.destroy(other)
+    sys.stderr.write("condor-cloud libvirt-xml: destroyed stale domain %s (%s) of a dead instance\n" % (name, other))
+    return True
+
+
+def main(argv=None, stdin=None, stdout=None, hypervisor=None):
     """Job ad on stdin, domain XML on stdout; exit 0, or 1 (message on stderr) so vm-gahp uses its fallback."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     try:
         settings = config.load_settings()
         params = build_params(settings, jobad.read_ad(stdin))
+        try:
+            from .cleanup import Libvirt
+
+            reap_stale_domain(settings, params.name, params.uuid, hypervisor or Libvirt(settings.libvirt_uri))
+        except CloudError:
+            raise
+        except Exception as exc:  # libvirt unreachable here: vm-gahp will say so itself
+            sys.stderr.write("condor-cloud libvirt-xml: could not check for a stale domain: %s\n" % exc)
         stdout.write(domain.render(params, settings.template_dir))
         return 0
     except CloudError as exc:

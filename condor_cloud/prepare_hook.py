@@ -74,6 +74,9 @@ class Prepare:
                 self._make_room(cache, image)
                 with cache.acquire(image, qemuimg.expected_format(disk.image)) as entry:
                     self.instance.add_base(entry.filename)
+            # One line per disk in the StarterLog: shows that a node copies each image version once.
+            sys.stderr.write("condor-cloud prepare: %s cache entry %s\n"
+                             % ("filled" if entry.filled else "reused", entry.path))
             if disk.format and disk.format != entry.format:
                 raise CloudError("vm_disk says image '%s' is %s but it is %s" % (disk.image, disk.format,
                                  entry.format), errors.BAD_REQUEST)

@@ -145,9 +145,14 @@ def test_real_prepare_executable_contract(demo):
 
 
 # -- LIBVIRT_XML_SCRIPT ------------------------------------------------------------------------------------
-def xml_for(ad_text):
+class NoDomains:
+    def uuid_of(self, name):
+        return None
+
+
+def xml_for(ad_text, hypervisor=None):
     out = io.StringIO()
-    status = libvirt_xml.main([], io.StringIO(ad_text), out)
+    status = libvirt_xml.main([], io.StringIO(ad_text), out, hypervisor=hypervisor or NoDomains())
     return status, out.getvalue()
 
 
@@ -340,3 +345,32 @@ def test_cleanup_prunes_old_console_logs_only(demo):
     os.utime(str(old), (1, 1))
     run_cleanup(FakeHypervisor())
     assert os.listdir(demo.consoles) == ["2.0-0000bbbb.log"]
+
+
+class DomainsByName(FakeHypervisor):
+    def __init__(self, names):
+        super().__init__()
+        self.names = names
+
+    def uuid_of(self, name):
+        return self.names.get(name)
+
+
+def test_xml_script_destroys_a_stale_domain_of_a_dead_instance(demo):
+    starter = Starter()
+    _, dead = run_prepare(job_ad(), starter_pid=starter.pid)
+    starter.kill()
+    dead_uuid = instances.load(str(demo.instances), dead["CloudInstanceId"]).meta["uuid"]
+    _, fresh = run_prepare(job_ad())
+    hv = DomainsByName({"alice_7.0": dead_uuid})
+    status, xml = xml_for(job_ad(CloudInstanceId='"%s"' % fresh["CloudInstanceId"], VMPARAM_VM_NAME='"alice_7.0"'), hv)
+    assert status == 0 and hv.destroyed == [dead_uuid]
+
+
+def test_xml_script_never_destroys_a_live_instance_domain(demo):
+    _, live = run_prepare(job_ad())
+    live_uuid = instances.load(str(demo.instances), live["CloudInstanceId"]).meta["uuid"]
+    _, other = run_prepare(job_ad())
+    hv = DomainsByName({"alice_7.0": live_uuid})
+    status, xml = xml_for(job_ad(CloudInstanceId='"%s"' % other["CloudInstanceId"], VMPARAM_VM_NAME='"alice_7.0"'), hv)
+    assert status == 1 and xml == "" and hv.destroyed == []
