@@ -22,6 +22,8 @@ class Disk:
     device: str
     format: str
     readonly: bool = False
+    backing: str = ""          # the cached base under the overlay ('' = none)
+    backing_format: str = ""
 
 
 @dataclass(frozen=True)

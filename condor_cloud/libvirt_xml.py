@@ -8,7 +8,7 @@ vm-gahp falls back to its built-in XML, which uses VMPARAM_vm_Disk: the overlay,
 import os
 import sys
 
-from . import config, domain, errors, instances, jobad
+from . import cache, config, domain, errors, instances, jobad
 from .errors import CloudError
 
 MAX_VCPUS = 256
@@ -36,7 +36,14 @@ def build_params(settings, ad, kvm_probe=domain.kvm_usable):
         path = os.path.realpath(d["path"])
         if os.path.dirname(path) != os.path.realpath(instance.path):
             raise CloudError("instance %s names a disk outside its directory" % instance_id, errors.INTERNAL)
-        disks.append(domain.Disk(path, d["device"], d["format"], bool(d.get("readonly"))))
+        # The shared base stays owned by the execute account: libvirt must not chown it to QEMU's user
+        # (world-readable is enough), so the template names it with relabel='no'.
+        backing = os.path.realpath(os.path.join(settings.image_cache, d["base"])) if d.get("base") else ""
+        if backing and os.path.dirname(backing) != os.path.realpath(settings.image_cache):
+            raise CloudError("instance %s names a base outside the cache" % instance_id, errors.INTERNAL)
+        parsed = cache.parse_entry_filename(os.path.basename(backing)) if backing else None
+        disks.append(domain.Disk(path, d["device"], d["format"], bool(d.get("readonly")),
+                                 backing, parsed[2] if parsed else ""))
     if not disks:
         raise CloudError("instance %s has no disks" % instance_id, errors.INTERNAL)
     cdroms = []

@@ -167,6 +167,10 @@ def test_xml_script_renders_the_prepared_instance(demo):
     assert root.find("name").text == "alice_7.0"
     assert root.find("memory").text == "256" and root.find("vcpu").text == "2"
     assert root.find("devices/disk/source").get("file") == os.path.join(prepared["CloudInstanceDir"], "vda.qcow2")
+    [entry] = ImageCache(str(demo.cache)).entries()
+    backing = root.find("devices/disk/backingStore")
+    assert backing.find("source").get("file") == entry.path and backing.find("format").get("type") == "qcow2"
+    assert backing.find("source/seclabel").get("relabel") == "no"
     assert root.find("devices/serial/log").get("file") == str(demo.consoles / (prepared["CloudInstanceId"] + ".log"))
     assert root.find("devices/graphics").get("listen") == "127.0.0.1"
     assert root.find("devices/interface") is None  # CLOUD_NETWORK = none

@@ -1,0 +1,271 @@
+"""The node engine on a real pool: HTCondor 23.9 + condor-vm-gahp + libvirt + QEMU booting real guests, all jobs
+submitted with condor_submit and the by-hand submit description (issue "Real pool end to end", scenarios a-g)."""
+
+import glob
+import hashlib
+import os
+import re
+import time
+
+import pytest
+
+from sandbox import SandboxError, _pids_in_root
+
+STORE = "/var/lib/condor-cloud/shared_images"
+CACHE = "/var/lib/condor-cloud/local_cache"
+INSTANCES = "/var/lib/condor-cloud/instances"
+CONSOLES = "/var/log/condor-cloud/consoles"
+BOOTED = "CONDOR-CLOUD-GUEST-BOOTED"
+
+BY_HAND = """\
+universe = vm
+vm_type = kvm
+executable = my-instance
+vm_memory = 256
+vm_disk = {disk}:vda:w
+vm_no_output_vm = true
+queue {count}
+"""
+
+
+def submit(sb, disk, count=1, user="alice"):
+    return sb.submit(BY_HAND.format(disk=disk, count=count), user=user)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_entries(sb, image=None):
+    names = [n for n in os.listdir(sb.path(CACHE)) if "@" in n and not n.startswith(".")]
+    return sorted(n for n in names if image is None or n.startswith(image + "@"))
+
+
+def instance_dirs(sb, cluster=None):
+    names = [n for n in os.listdir(sb.path(INSTANCES)) if re.match(r"\d+\.\d+-[0-9a-f]{8}$", n)]
+    return sorted(n for n in names if cluster is None or n.startswith("%d." % cluster))
+
+
+def console(sb, cluster, proc=0):
+    """The serial console log(s) of the job's instance(s) (they outlive the instance)."""
+    text = ""
+    for path in sorted(glob.glob(sb.path("%s/%d.%d-*.log" % (CONSOLES, cluster, proc)))):
+        with open(path, errors="replace") as f:
+            text += f.read()
+    return text
+
+
+def wait_for(what, predicate, timeout, sb=None, cluster=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    detail = ""
+    if sb is not None:
+        detail = "\nHoldReason=%s\n%s" % (sb.hold_reason(cluster) if cluster else "", sb.starter_log())
+    raise AssertionError("timed out after %ss waiting for %s%s" % (timeout, what, detail))
+
+
+def has_vm(sb):
+    out = sb.run(["condor_status", "-af", "Name", "HasVM"]).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def domains(sb):
+    return [line.strip() for line in sb.virsh("list", "--all", "--uuid").splitlines() if line.strip()]
+
+
+def starter_log_count(sb, text):
+    total = 0
+    for path in glob.glob(sb.path("/var/log/condor/StarterLog*")):
+        with open(path, errors="replace") as f:
+            total += f.read().count(text)
+    return total
+
+
+@pytest.fixture(scope="module")
+def pool(sandbox, test_images):
+    sandbox.put_image("demo.qcow2", test_images["poweroff"])
+    sandbox.put_image("sleeper.qcow2", test_images["sleep"])
+    sandbox.put_image("writer.qcow2", test_images["write"])
+    return sandbox
+
+
+def remove_and_wait(sb, cluster):
+    sb.run(["condor_rm", str(cluster)], user="alice")
+    sb.wait_job(cluster, ("removed",), timeout=120)
+
+
+# a. the by-hand submit boots the guest; a guest that powers off completes the job with exit code 0
+def test_by_hand_submit_boots_and_completes(pool):
+    cluster = submit(pool, "demo.qcow2")
+    wait_for("the guest's boot marker", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    assert pool.wait_job(cluster, ("completed",), timeout=180) == "completed"
+    ad = pool.job_ad(cluster)
+    assert ad.get("ExitCode") == "0" and ad.get("ExitBySignal", "false") == "false"
+    wait_for("the exit hook to remove the instance", lambda: instance_dirs(pool, cluster) == [], 60)
+    assert cache_entries(pool, "demo.qcow2")  # the base stays cached for the next instance
+
+
+# b. condor_rm of a running instance: domain, overlay and instance directory gone; cached base unchanged
+def test_condor_rm_removes_everything_but_the_cached_base(pool):
+    cluster = submit(pool, "sleeper.qcow2")
+    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    [entry] = cache_entries(pool, "sleeper.qcow2")
+    base_sum = sha256(pool.path(CACHE + "/" + entry))
+    [instance] = instance_dirs(pool, cluster)
+    assert os.path.exists(pool.path("%s/%s/vda.qcow2" % (INSTANCES, instance)))
+    before = set(domains(pool))
+    assert before
+    remove_and_wait(pool, cluster)
+    wait_for("the instance directory to go", lambda: not os.path.exists(pool.path(INSTANCES + "/" + instance)), 60)
+    wait_for("the domain to go", lambda: domains(pool) == [], 60)
+    assert sha256(pool.path(CACHE + "/" + entry)) == base_sum
+
+
+def overlay_has(path, needle):
+    with open(path, "rb") as f:
+        return needle in f.read()
+
+
+# c. a guest's write lands in its own overlay; the base is unchanged; a second instance does not see it
+def test_guest_writes_land_in_its_own_overlay(pool):
+    marker = b"CONDOR-CLOUD-GUEST-WROTE variant=write"
+    cluster = submit(pool, "writer.qcow2")
+    wait_for("the guest's write", lambda: "CONDOR-CLOUD-GUEST-WROTE-DISK" in console(pool, cluster), 240, pool, cluster)
+    [instance] = instance_dirs(pool, cluster)
+    overlay = pool.path("%s/%s/vda.qcow2" % (INSTANCES, instance))
+    # The guest powered off; the instance stays until vm-gahp's next status poll, so its overlay can be read.
+    assert overlay_has(overlay, marker)
+    [entry] = cache_entries(pool, "writer.qcow2")
+    base = pool.path(CACHE + "/" + entry)
+    assert not overlay_has(base, marker)
+    base_sum = sha256(base)
+    with open(pool.path(STORE + "/writer.qcow2"), "rb") as f:
+        assert marker not in f.read()
+    pool.wait_job(cluster, ("completed",), timeout=180)
+    # A second instance starts from the unchanged base: its fresh overlay holds no write of the first.
+    second = submit(pool, "writer.qcow2")
+    wait_for("the second instance's overlay", lambda: instance_dirs(pool, second), 120, pool, second)
+    [instance2] = instance_dirs(pool, second)
+    wait_for("the second guest's write", lambda: "CONDOR-CLOUD-GUEST-WROTE-DISK" in console(pool, second), 240,
+             pool, second)
+    assert instance2 != instance
+    assert sha256(base) == base_sum
+    pool.wait_job(second, ("completed",), timeout=180)
+
+
+# d. 8 instances of one not-yet-cached image at once on one node: exactly one copy, all boot
+def test_boot_storm_copies_once_and_all_boot(pool, test_images):
+    pool.put_image("storm.qcow2", test_images["poweroff"])
+    fills_before = starter_log_count(pool, "filled cache entry %s/storm.qcow2@" % CACHE)
+    cluster = submit(pool, "storm.qcow2", count=8)
+    for proc in range(8):
+        wait_for("instance %d to boot" % proc, lambda p=proc: BOOTED in console(pool, cluster, p), 420, pool, cluster)
+    for proc in range(8):
+        pool.wait_job(cluster, ("completed",), timeout=240, proc=proc)
+    assert len(cache_entries(pool, "storm.qcow2")) == 1
+    assert starter_log_count(pool, "filled cache entry %s/storm.qcow2@" % CACHE) - fills_before == 1
+    assert starter_log_count(pool, "reused cache entry %s/storm.qcow2@" % CACHE) >= 7
+
+
+# e. missing image, hostile names, corrupt image: held with a clear reason, node stays in service, nothing written
+@pytest.mark.parametrize("disk,reason", [
+    ("nothere.qcow2", "image 'nothere.qcow2' not found in %s" % STORE),
+    ("../../etc/shadow", "image name '../../etc/shadow' is not allowed"),
+    ("/etc/shadow", "image name '/etc/shadow' is not allowed"),
+    ("escape.qcow2", "image 'escape.qcow2' is a symlink that points outside %s: refused" % STORE),
+    ("corrupt.qcow2", "image 'corrupt.qcow2' should be qcow2 but its contents are raw"),
+])
+def test_bad_images_are_held_with_a_clear_reason(pool, disk, reason):
+    if disk == "escape.qcow2" and not os.path.lexists(pool.path(STORE + "/escape.qcow2")):
+        os.symlink("/etc/shadow", pool.path(STORE + "/escape.qcow2"))
+    if disk == "corrupt.qcow2":
+        with open(pool.path(STORE + "/corrupt.qcow2"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+        os.chmod(pool.path(STORE + "/corrupt.qcow2"), 0o644)
+    shadow_sum = sha256(pool.path("/etc/shadow"))
+    cache_before = set(os.listdir(pool.path(CACHE)))
+    cluster = submit(pool, disk)
+    pool.wait_job(cluster, ("held",), timeout=180)
+    hold = pool.hold_reason(cluster)
+    assert reason in hold, hold
+    assert "PREPARE_JOB" in hold  # from our hook, not from vm-gahp
+    assert all(line.split()[-1] == "true" for line in has_vm(pool)), has_vm(pool)
+    assert instance_dirs(pool, cluster) == []
+    assert set(os.listdir(pool.path(CACHE))) - cache_before <= {".locks"}
+    assert sha256(pool.path("/etc/shadow")) == shadow_sum
+    pool.run(["condor_rm", str(cluster)], user="alice")
+
+
+def _starter_pids(sb):
+    pids = []
+    for pid in _pids_in_root(sb.root):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "condor_starter":
+                    pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+# f. the starter killed with SIGKILL: the cleanup reclaims the orphaned instance directory and domain
+def test_killed_starter_is_cleaned_up_within_one_period(pool):
+    cluster = submit(pool, "sleeper.qcow2")
+    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    [instance] = instance_dirs(pool, cluster)
+    [domain_uuid] = domains(pool)
+    starters = _starter_pids(pool)
+    assert starters
+    for pid in starters:
+        os.kill(pid, 9)
+    killed = time.time()
+    period = 10  # CLOUD_CLEANUP_PERIOD in the sandbox
+    wait_for("the orphaned instance directory to go",
+             lambda: not os.path.exists(pool.path(INSTANCES + "/" + instance)), 3 * period + 15)
+    wait_for("the orphaned domain to go", lambda: domain_uuid not in domains(pool), 3 * period + 15)
+    print("reclaimed %.1f s after the kill" % (time.time() - killed))
+    assert all(line.split()[-1] == "true" for line in has_vm(pool))
+    pool.run(["condor_rm", str(cluster)], user="alice", check=False)
+    wait_for("the rerun to go", lambda: not instance_dirs(pool, cluster), 120)
+    wait_for("every domain to go", lambda: domains(pool) == [], 120)
+
+
+# g. a cache over its limit: least recently used bases are evicted, a base in use never is
+def test_cache_eviction_is_lru_and_spares_bases_in_use(pool, test_images):
+    for name in ("old.qcow2", "new.qcow2"):
+        pool.put_image(name, test_images["poweroff"])
+    for name in ("old.qcow2", "new.qcow2"):  # old used first, so least recently used
+        c = submit(pool, name)
+        pool.wait_job(c, ("completed",), timeout=300)
+        time.sleep(1)
+    busy = submit(pool, "sleeper.qcow2")
+    wait_for("the busy guest to boot", lambda: BOOTED in console(pool, busy), 240, pool, busy)
+    sizes = {n: os.stat(pool.path(CACHE + "/" + n)).st_blocks * 512 for n in cache_entries(pool)}
+    keep = [n for n in sizes if n.startswith(("sleeper.qcow2@", "new.qcow2@"))]
+    limit = sum(sizes[n] for n in keep) + min(sizes.values()) // 2
+    config = pool.path("/etc/condor/config.d/98test-cache-limit.config")
+    with open(config, "w") as f:
+        f.write("CLOUD_CACHE_MAX_SIZE = %d\n" % limit)
+    try:
+        wait_for("eviction down to the limit",
+                 lambda: sum(os.stat(pool.path(CACHE + "/" + n)).st_blocks * 512 for n in cache_entries(pool)) <= limit,
+                 60)
+        left = cache_entries(pool)
+        assert any(n.startswith("sleeper.qcow2@") for n in left)   # in use: never evicted
+        assert any(n.startswith("new.qcow2@") for n in left)       # more recently used than old
+        assert not any(n.startswith("old.qcow2@") for n in left)
+        ads = pool.run(["condor_status", "-af", "CloudCachedImages"]).stdout
+        wait_for("the machine ad to follow", lambda: "old.qcow2" not in pool.run(
+            ["condor_status", "-af", "CloudCachedImages"]).stdout, 30)
+        assert "sleeper.qcow2" in ads
+    finally:
+        os.unlink(config)
+        remove_and_wait(pool, busy)
