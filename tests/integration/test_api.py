@@ -106,23 +106,17 @@ def wait_state(sb, user, instance_id, states, timeout=240):
 
 # -- fixtures ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def pool():
-    try:
-        from sandbox import Sandbox
-    except ImportError:
-        pytest.skip("tests/sandbox/sandbox.py is missing")
-    image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "sleep"], stdout=subprocess.PIPE,
-                           universal_newlines=True)
-    if image.returncode != 0:
-        pytest.skip("tests/images/build-image sleep failed")
-    sb = Sandbox("api")
-    sb.up()
-    try:
-        sb.put_image("sleep.qcow2", image.stdout.strip())
-        _start_api(sb)
-        yield sb
-    finally:
-        sb.stop(keep_logs=os.environ.get("CLOUD_SANDBOX_KEEP_LOGS"))
+def pool(sandbox, test_images):
+    """The session's real pool (tests/integration/conftest.py) with the API started in it."""
+    sandbox.put_image("sleep.qcow2", test_images["sleep"])
+    _start_api(sandbox)
+    yield sandbox
+    pid = sandbox.state["pids"].get("condor-cloud-api")
+    if pid:
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
 
 
 def _start_api(sb):

@@ -269,3 +269,40 @@ def test_cache_eviction_is_lru_and_spares_bases_in_use(pool, test_images):
     finally:
         os.unlink(config)
         remove_and_wait(pool, busy)
+
+
+# h. two execute nodes, each with its own cache: the next instance of a cached image lands where it is cached
+def _ran_on(sb, cluster):
+    host = sb.job_ad(cluster).get("LastRemoteHost", "").strip('"')
+    return "node2" if "@node2@" in host else "node1"
+
+
+def _cached_on(sb, node, image):
+    out = sb.run(["condor_status", "-af", "Name", "CloudCachedImages"]).stdout
+    for line in out.splitlines():
+        name = line.split()[0] if line.split() else ""
+        on_node2 = "@node2@" in name
+        if (node == "node2") == on_node2 and image in line:
+            return True
+    return False
+
+
+def test_cache_aware_placement_on_two_nodes(pool, test_images):
+    node2 = pool.add_node("node2")
+    first_node_of = {"here2.qcow2": "node2", "here1.qcow2": "node1"}
+    only = {"node2": 'requirements = regexp("@node2@", Name)\n', "node1": 'requirements = !regexp("@node2@", Name)\n'}
+    for image, node in first_node_of.items():
+        pool.put_image(image, test_images["poweroff"])
+        text = BY_HAND.format(disk=image, count=1).replace("queue", only[node] + "queue")
+        first = pool.submit(text, user="alice")
+        pool.wait_job(first, ("completed",), timeout=300)
+        assert _ran_on(pool, first) == node
+        wait_for("%s advertised on %s" % (image, node), lambda: _cached_on(pool, node, image), 60)
+    cache2 = pool.path(node2["cache"])
+    assert any(n.startswith("here2.qcow2@") for n in os.listdir(cache2))
+    assert not any(n.startswith("here2.qcow2@") for n in os.listdir(pool.path(CACHE)))
+    for image, node in first_node_of.items():
+        nxt = submit(pool, image)  # the by-hand description, no requirements: only the Rank steers it
+        assert "CloudCachedImages" in pool.job_ad(nxt)["Rank"]  # set by the schedd's CloudRank transform
+        pool.wait_job(nxt, ("completed",), timeout=300)
+        assert _ran_on(pool, nxt) == node, "instance of %s ran on %s, cached on %s" % (image, _ran_on(pool, nxt), node)

@@ -392,6 +392,41 @@ class Sandbox:
         self._wait_for("libvirtd socket", lambda: os.path.exists(self.path("/run/libvirt/libvirt-sock")), 30)
         self._start("condor_master", ["/usr/sbin/condor_master", "-f"], env=self.master_env)
 
+    def add_node(self, name, timeout=120):
+        """Start a second execute node in the same root: its own condor_master + startd named `name`, with its
+        own log/spool/execute dirs and its own CLOUD_IMAGE_CACHE and CLOUD_INSTANCE_DIR, configured only through
+        _CONDOR_* environment variables (the hooks and the cron inherit them from its master; a separate
+        CONDOR_CONFIG would be overridden by config.d). Returns the node's cache and instance dirs."""
+        base = "/var/lib/sandbox-nodes/" + name
+        dirs = {k: base + "/" + k for k in ("log", "spool", "execute", "lock", "run")}
+        cloud = {"cache": base + "/local_cache", "instances": base + "/instances"}
+        for d in dirs.values():
+            os.makedirs(self.path(d), exist_ok=True)
+            self.run(["chown", "condor:condor", d])
+        for key, mode in (("cache", 0o2775), ("instances", 0o2771)):
+            os.makedirs(self.path(cloud[key]), exist_ok=True)
+            self.run(["chown", "condor-cloud:condor-cloud", cloud[key]])
+            os.chmod(self.path(cloud[key]), mode)
+        os.chmod(self.path(base), 0o755)
+        env = dict(self.master_env or {})
+        env.update({
+            "_CONDOR_DAEMON_LIST": "MASTER STARTD",
+            "_CONDOR_MASTER_NAME": name,
+            "_CONDOR_STARTD_NAME": name,
+            "_CONDOR_LOG": dirs["log"], "_CONDOR_SPOOL": dirs["spool"], "_CONDOR_EXECUTE": dirs["execute"],
+            "_CONDOR_LOCK": dirs["lock"], "_CONDOR_RUN": dirs["run"],
+            # Without these the second master's startd updates are refused ("Server rejected our session id").
+            "_CONDOR_SEC_USE_FAMILY_SESSION": "FALSE",
+            "_CONDOR_USE_SHARED_PORT": "FALSE",
+            "_CONDOR_CLOUD_IMAGE_CACHE": cloud["cache"],
+            "_CONDOR_CLOUD_INSTANCE_DIR": cloud["instances"],
+        })
+        self._start("condor_master_" + name, ["/usr/sbin/condor_master", "-f"], env=env)
+        self._wait_for("node %s with HasVM" % name, lambda: re.search(
+            r"@%s@\S* true" % re.escape(name),
+            self.run(["condor_status", "-af", "Name", "HasVM"], check=False).stdout), timeout)
+        return cloud
+
     def wait_ready(self, timeout=180):
         """Wait until a startd ad with HasVM true is visible to condor_status and the schedd answers."""
         end = time.time() + timeout

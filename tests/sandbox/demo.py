@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""make demo: a whole single-host Condor Cloud in the sandbox, with one booted instance and the API.
+
+arguments:        up | down
+standard input:   not read
+standard output:  what was started, the instance's console, condor_q, virsh list, where things are, the API's
+                  URL and the demo user's password, and how to stop it
+user:             root (the sandbox mounts, chroots and starts daemons)
+exit status:      0 done; 1 failure (message on standard error; everything started is stopped again)
+
+The demo sandbox uses the host's loopback (no network namespace), so the API is at http://127.0.0.1:3002/api
+for a browser or curl on this machine; its daemons keep running until `make demo-stop`.
+"""
+import glob
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from sandbox import Sandbox, SandboxError  # noqa: E402
+
+NAME = "demo"
+PORT = 3002
+SUBMIT = """\
+universe = vm
+vm_type = kvm
+executable = my-instance
+vm_memory = 256
+vm_disk = demo.qcow2:vda:w
+vm_no_output_vm = true
+queue
+"""
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def start_api(sb, password):
+    sb.run(["sh", "-c", "getent passwd condor-cloud-api >/dev/null || useradd --system --user-group "
+            "--no-create-home --shell /usr/sbin/nologin condor-cloud-api"])
+    sb.run(["mkdir", "-p", "/etc/condor-cloud", "/var/lib/condor-cloud/keys"])
+    sb.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
+    sb.run(["python3", "-m", "condor_cloud.cli", "user", "add", "demo", "--password-stdin"], input=password + "\n")
+    sb.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
+    sb._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
+                                   "condor_cloud.api.server"],
+              env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % PORT})
+    end = time.time() + 60
+    while time.time() < end:
+        if sb.run(["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:%d/api')" % PORT],
+                  check=False).returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def up():
+    image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "sleep"], check=True,
+                           stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    sb = Sandbox(NAME, netns=False)
+    say("== building/starting the sandbox (Debian 13 root, libvirt, HTCondor pool on 127.0.0.1) ...")
+    sb.up()
+    try:
+        sb.put_image("demo.qcow2", image)
+        say("== image store: %s" % ", ".join(sorted(os.listdir(sb.path("/var/lib/condor-cloud/shared_images")))))
+        say("== submitting as user alice:\n" + SUBMIT)
+        cluster = sb.submit(SUBMIT, user="alice")
+        say("== waiting for instance %d.0 to boot (TCG emulation here: about a minute) ..." % cluster)
+        log = None
+        end = time.time() + 300
+        while time.time() < end:
+            logs = glob.glob(sb.path("/var/log/condor-cloud/consoles/%d.0-*.log" % cluster))
+            if logs and "CONDOR-CLOUD-GUEST-BOOTED" in open(logs[0], errors="replace").read():
+                log = logs[0]
+                break
+            if sb.job_status(cluster) == "held":
+                raise SandboxError("the instance was held: %s" % sb.hold_reason(cluster))
+            time.sleep(1)
+        if not log:
+            raise SandboxError("the instance did not boot in 300 s:\n" + sb.starter_log())
+        say("== the instance's serial console (%s):" % log[len(sb.root):])
+        say(open(log, errors="replace").read().strip())
+        say("\n== condor_q:\n" + sb.run(["condor_q", "-allusers"]).stdout)
+        say("== virsh list:\n" + sb.virsh("list"))
+        say("== where things are (inside the sandbox root %s):" % sb.root)
+        say("   store    /var/lib/condor-cloud/shared_images   cache /var/lib/condor-cloud/local_cache")
+        say("   overlays /var/lib/condor-cloud/instances/<id>/vda.qcow2   consoles /var/log/condor-cloud/consoles")
+        say("   logs     /var/log/condor (StarterLog*, VMGahpLog*, StartLog)")
+        password = secrets.token_urlsafe(12)
+        if start_api(sb, password):
+            say("\n== API and browser pages: http://127.0.0.1:%d/api   user: demo   password: %s" % (PORT, password))
+            say("   curl -u demo:%s http://127.0.0.1:%d/api/instances?format=json" % (password, PORT))
+        else:
+            say("\n== the API did not start; see %s/condor-cloud-api.out" % sb.rundir)
+        say("\n== a shell in the sandbox: python3 tests/sandbox/sandbox.py shell --name %s --no-netns" % NAME)
+        say("== stop everything: make demo-stop")
+    except BaseException:
+        sb.stop()
+        raise
+
+
+def down():
+    Sandbox(NAME, netns=False).stop()
+    say("demo sandbox stopped; nothing of it is running or mounted")
+
+
+if __name__ == "__main__":
+    try:
+        {"up": up, "down": down}[sys.argv[1] if len(sys.argv) > 1 else "up"]()
+    except (SandboxError, subprocess.CalledProcessError, OSError) as exc:
+        print("demo: %s" % exc, file=sys.stderr)
+        sys.exit(1)
