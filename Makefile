@@ -29,6 +29,13 @@ check-unit: $(HOST_STAMP)
 check-integration: $(HOST_STAMP)
 	$(VPY) -m pytest -q tests/integration
 
+# The README's main command: a single-host cloud in the sandbox with one booted instance and the API.
+demo: $(HOST_STAMP)
+	$(VPY) tests/sandbox/demo.py up
+
+demo-stop:
+	python3 tests/sandbox/demo.py down
+
 # ------------------------------------------------------------------------------------------------
 # Packaging and installation (issue 4). The specs' %install calls install-master / install-node with
 # the distribution's directories; the sandbox calls them with DESTDIR=<root>. See docs/fedora_install.txt.
