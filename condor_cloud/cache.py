@@ -15,7 +15,7 @@ import time
 
 from . import errors, qemuimg
 from .errors import CloudError
-from .sparsecopy import copy_sparse
+from .sparsecopy import copy_sparse, data_segments
 
 LOCK_DIR = ".locks"
 FILL_PREFIX = ".fill-"
@@ -171,10 +171,25 @@ class ImageCache:
                     os.unlink(tmp_path)
 
     def _verify(self, path, image):
+        # Hash the data segments as read and the holes as zeros, without reading the holes' pages.
         digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(4 << 20), b""):
-                digest.update(block)
+        zeros = bytes(4 << 20)
+        offset = 0
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for start, length in data_segments(fd, image.size):
+                _hash_zeros(digest, zeros, start - offset)
+                end = start + length
+                while start < end:
+                    block = os.pread(fd, min(4 << 20, end - start), start)
+                    if not block:
+                        raise OSError(errno.EIO, "cache copy shorter than the image")
+                    digest.update(block)
+                    start += len(block)
+                offset = end
+            _hash_zeros(digest, zeros, image.size - offset)
+        finally:
+            os.close(fd)
         if digest.hexdigest() != image.sha256:
             raise CloudError("image '%s' does not match its checksum file %s%s (copy corrupt or image changed "
                              "without updating the checksum)" % (image.name, image.name, ".sha256"),
@@ -201,6 +216,13 @@ class ImageCache:
                     removed.append(entry)
                     total -= entry.allocated
         return removed
+
+
+def _hash_zeros(digest, zeros, count):
+    while count > 0:
+        n = min(count, len(zeros))
+        digest.update(zeros[:n] if n < len(zeros) else zeros)
+        count -= n
 
 
 def _free_bytes(path):

@@ -2,7 +2,6 @@
 a job ad is always data, never markup. Rendering is a pure function of DomainParams, which keeps golden tests stable."""
 
 import fcntl
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -10,9 +9,9 @@ from typing import List, Optional
 
 from . import errors
 from .errors import CloudError, shown
+from .macs import check_mac, mac_for  # noqa: F401  (part of this module's interface)
 
 TEMPLATE = "domain.xml.j2"
-_MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 _NET_RE = re.compile(r"(bridge|network):[A-Za-z0-9][A-Za-z0-9_.-]{0,63}|user|none")
 
 
@@ -54,20 +53,6 @@ def parse_network(setting):
         raise CloudError("CLOUD_NETWORK must be bridge:NAME, network:NAME, user or none, not %s" % shown(text))
     kind, _, source = text.partition(":")
     return Network(kind, source)
-
-
-def mac_for(seed):
-    """A stable, locally administered MAC in QEMU's 52:54:00 range derived from seed (e.g. the GlobalJobId)."""
-    digest = hashlib.sha256(seed.encode("utf-8")).digest()
-    return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
-
-
-def check_mac(mac):
-    if not isinstance(mac, str) or not _MAC_RE.fullmatch(mac):
-        raise CloudError("vm_macaddr %s is not a MAC address like 52:54:00:12:34:56" % shown(mac), errors.BAD_REQUEST)
-    if int(mac[:2], 16) & 1:
-        raise CloudError("vm_macaddr %s is a multicast address" % shown(mac), errors.BAD_REQUEST)
-    return mac.lower()
 
 
 _KVM_GET_API_VERSION = 0xAE00

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 
@@ -27,7 +26,16 @@ def check_instance_id(instance_id):
 
 
 def new_instance_id(cluster, proc):
-    return "%d.%d-%s" % (cluster, proc, secrets.token_hex(4))
+    return "%d.%d-%s" % (cluster, proc, os.urandom(4).hex())
+
+
+def new_uuid():
+    """A random (version 4) UUID string, without importing uuid (a per-job hook pays for every import)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
 def process_start_time(pid):

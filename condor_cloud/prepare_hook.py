@@ -8,11 +8,10 @@ Every wait is bounded by CLOUD_PREPARE_TIMEOUT, because HTCondor has no timeout 
 import os
 import signal
 import sys
-import uuid
 
 from . import config, errors, images, instances, jobad, qemuimg, seed
 from .cache import ImageCache
-from .domain import check_mac, mac_for
+from .macs import check_mac, mac_for
 from .errors import CloudError, shown
 
 
@@ -60,7 +59,7 @@ class Prepare:
         self.instance = instances.create(self.settings.instance_dir, instance_id, {
             "job": global_id,
             "owner": jobad.get(ad, "Owner", str, ""),
-            "uuid": str(uuid.uuid4()),
+            "uuid": instances.new_uuid(),
             "mac": mac,
             "disks": [],
         }, self.starter_pid)
