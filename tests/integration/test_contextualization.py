@@ -1,0 +1,63 @@
+"""Contextualization on the real pool: the prepare hook's NoCloud seed reaches the guest as a CD-ROM labelled
+cidata, and the guest prints the user data it finds there (tests/images `seed` variant)."""
+
+import base64
+import glob
+import time
+
+import pytest
+
+SUBMIT = """\
+universe = vm
+vm_type = kvm
+executable = seeded-instance
+vm_memory = 256
+vm_disk = seeded.qcow2:vda:w
+vm_no_output_vm = true
++CloudUserData = "{user_data}"
++CloudName = "web-1"
+queue
+"""
+
+
+def console(sb, cluster):
+    text = ""
+    for path in sorted(glob.glob(sb.path("/var/log/condor-cloud/consoles/%d.0-*.log" % cluster))):
+        with open(path, errors="replace") as f:
+            text += f.read()
+    return text
+
+
+def between(text, begin, end):
+    return text.split(begin, 1)[1].split(end, 1)[0].strip() if begin in text and end in text else None
+
+
+def test_guest_reads_its_user_data_from_the_seed(sandbox, test_images):
+    sandbox.put_image("seeded.qcow2", test_images["seed"])
+    user_data = "#cloud-config\nruncmd:\n - echo hello from condor cloud\n"
+    encoded = base64.b64encode(user_data.encode()).decode()
+    cluster = sandbox.submit(SUBMIT.format(user_data=encoded), user="alice")
+    end = time.time() + 300
+    seen = ""
+    while time.time() < end:
+        seen = console(sandbox, cluster)
+        if "CONDOR-CLOUD-SEED-META-DATA-END" in seen or "CONDOR-CLOUD-SEED-MISSING" in seen:
+            break
+        if sandbox.job_status(cluster) == "held":
+            pytest.fail("held: %s" % sandbox.hold_reason(cluster))
+        time.sleep(1)
+    assert "CONDOR-CLOUD-SEED-MISSING" not in seen, seen
+    assert between(seen, "CONDOR-CLOUD-SEED-USER-DATA-BEGIN", "CONDOR-CLOUD-SEED-USER-DATA-END") \
+        .replace("\r", "") == user_data.strip()
+    meta = between(seen, "CONDOR-CLOUD-SEED-META-DATA-BEGIN", "CONDOR-CLOUD-SEED-META-DATA-END")
+    assert "local-hostname" in meta and "web-1" in meta and "instance-id" in meta
+    sandbox.wait_job(cluster, ("completed",), timeout=240)
+
+
+def test_bad_user_data_is_held_with_a_clear_reason(sandbox, test_images):
+    sandbox.put_image("seeded.qcow2", test_images["seed"])
+    cluster = sandbox.submit(SUBMIT.format(user_data="this is not base64!"), user="alice")
+    sandbox.wait_job(cluster, ("held",), timeout=180)
+    reason = sandbox.hold_reason(cluster)
+    assert "base64" in reason, reason
+    sandbox.run(["condor_rm", str(cluster)], user="alice")
