@@ -18,6 +18,7 @@ from .errors import CloudError
 from .sparsecopy import copy_sparse, data_segments
 
 LOCK_DIR = ".locks"
+FILL_LOG = ".fills.log"   # one line per completed fill: when, which entry, how many bytes, how long
 FILL_PREFIX = ".fill-"
 FORMATS = ("qcow2", "raw")
 _MiB = 1 << 20
@@ -142,6 +143,7 @@ class ImageCache:
         self._remove_stale_fills(image.name)
         tmp_name = "%s%s@%s.%d" % (FILL_PREFIX, image.name, image.version, os.getpid())
         tmp_path = os.path.join(self.root, tmp_name)
+        started = time.time()
         done = False
         try:
             fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -158,6 +160,7 @@ class ImageCache:
             os.rename(tmp_path, final)
             _fsync_dir(self.root)
             done = True
+            self._log_fill(os.path.basename(final), image.allocated, time.time() - started)
             return dataclasses.replace(self._entry(os.path.basename(final)), filled=True)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -169,6 +172,17 @@ class ImageCache:
             if not done:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_path)
+
+    def _log_fill(self, filename, nbytes, seconds):
+        # For administrators (and the tests): how often each image version was copied to this node.
+        line = "%s pid=%d entry=%s bytes=%d seconds=%.3f\n" % (
+            time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), filename, nbytes, seconds)
+        with contextlib.suppress(OSError):
+            fd = os.open(os.path.join(self.root, FILL_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o664)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
 
     def _verify(self, path, image):
         # Hash the data segments as read and the holes as zeros, without reading the holes' pages.

@@ -116,6 +116,7 @@ def test_concurrent_fills_in_processes_copy_once(cloud, tmp_path):
     assert [p.exitcode for p in procs] == [0] * 8
     assert len(log.read_text().split()) == 1
     assert len(ImageCache(str(cloud.cache)).entries()) == 1
+    assert len((cloud.cache / ".fills.log").read_text().splitlines()) == 1
 
 
 def _slow_fill(cache_root, store, started):
