@@ -30,6 +30,7 @@ def main(argv=None):
         return 1
     from . import create_app
 
+    _let_the_app_name_the_server()
     app = create_app(settings)
     host, port = settings.listen
     bind = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
@@ -48,6 +49,25 @@ def main(argv=None):
 
     Server().run()
     return 0
+
+
+def _let_the_app_name_the_server():
+    """gunicorn writes its own `Server: gunicorn` before the app's headers; Deltacloud clients read
+    `Server: Apache-Deltacloud/<version>`, so drop gunicorn's line when the application sets one."""
+    from gunicorn.http import wsgi
+
+    original = wsgi.Response.default_headers
+    if getattr(original, "_condor_cloud", False):
+        return
+
+    def default_headers(self):
+        headers = original(self)
+        if any(name.lower() == "server" for name, _ in self.headers):
+            headers = [h for h in headers if not h.lower().startswith("server:")]
+        return headers
+
+    default_headers._condor_cloud = True
+    wsgi.Response.default_headers = default_headers
 
 
 if __name__ == "__main__":

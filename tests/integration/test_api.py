@@ -170,11 +170,11 @@ def test_launch_boots_and_destroy_cleans_up(pool):
     assert ad["CloudOwner"] == '"alice"' and ad["CloudProfile"] == '"small"' and ad["CloudName"] == '"boot-test"'
     assert ad["JobUniverse"] == "13" and ad["VMPARAM_vm_Disk"].startswith('"sleep.qcow2:vda:w')
     assert wait_state(pool, "alice", inst["id"], ("RUNNING",)) == "RUNNING"
-    # The guest really boots: its console log in the instance directory says so.
+    # The guest really boots: its console log (CLOUD_CONSOLE_DIR) says so.
     end = time.time() + 120
     logs = []
     while time.time() < end:
-        logs = glob.glob(pool.path("/var/lib/condor-cloud/instances/%d.0-*/console.log" % cluster))
+        logs = glob.glob(pool.path("/var/log/condor-cloud/consoles/%d.0-*.log" % cluster))
         if logs and "CONDOR-CLOUD-GUEST-BOOTED" in open(logs[0], errors="replace").read():
             break
         time.sleep(2)
