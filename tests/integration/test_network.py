@@ -1,0 +1,145 @@
+"""Instance addresses on a libvirt network, on the real pool (issue 6, "networking with known addresses"): a guest
+on the node's libvirt network `default` gets an address from libvirt's dnsmasq, the node's update hook finds it in
+the network's DHCP leases and publishes it with condor_chirp, and `condor_q` shows it.
+
+A sandbox of its own ("net", CLOUD_NETWORK = network:default): the libvirt network (bridge virbr0,
+192.168.122.0/24, dnsmasq) exists only inside that sandbox's network namespace, which has no uplink, and dies
+with it (see Sandbox.start_network for why it is an 'open' network rather than NAT or isolated).  The guest is
+tests/images/build-image's `dhcp` variant: it asks for a lease, prints CONDOR-CLOUD-GUEST-IP <address> on its
+console and talks to nothing else.
+"""
+
+import glob
+import hashlib
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from sandbox import Sandbox, _alive, _pids_in_root
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CONSOLES = "/var/log/condor-cloud/consoles"
+GUEST_IP = re.compile(r"CONDOR-CLOUD-GUEST-IP (\d+\.\d+\.\d+\.\d+)")
+NAME = "net"
+
+BY_HAND = """\
+universe = vm
+vm_type = kvm
+executable = my-instance
+vm_memory = 256
+vm_disk = {disk}:vda:w
+vm_no_output_vm = true
+queue
+"""
+
+
+def host_links():
+    return sorted(line.split(":")[1].strip().split("@")[0]
+                  for line in subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE,
+                                             universal_newlines=True, check=True).stdout.splitlines())
+
+
+def host_ip_forward():
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        return f.read().strip()
+
+
+def wait_for(what, predicate, timeout, sb=None, cluster=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    detail = ""
+    if sb is not None:
+        detail = "\nHoldReason=%s\n%s" % (sb.hold_reason(cluster) if cluster else "", sb.starter_log())
+    raise AssertionError("timed out after %ss waiting for %s%s" % (timeout, what, detail))
+
+
+def console(sb, cluster):
+    text = ""
+    for path in sorted(glob.glob(sb.path("%s/%d.0-*.log" % (CONSOLES, cluster)))):
+        with open(path, errors="replace") as f:
+            text += f.read()
+    return text
+
+
+@pytest.fixture(scope="module")
+def net_pool():
+    if os.geteuid() != 0:
+        pytest.skip("the integration sandbox needs root (mounts, chroot, network namespace)")
+    image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "dhcp"], stdout=subprocess.PIPE,
+                           check=True, universal_newlines=True).stdout.strip()
+    links_before, forward_before = host_links(), host_ip_forward()
+    # STARTER_UPDATE_INTERVAL is 5 s in every sandbox; SHADOW_QUEUE_UPDATE_INTERVAL is the shipped 60 s
+    # (config.d/20condor_cloud_master.config), so this also proves that setting.
+    sb = Sandbox(NAME, extra_config="CLOUD_NETWORK = network:default\n")
+    try:
+        sb.up()
+        sb.network = sb.start_network("default")
+        sb.put_image("dhcp.qcow2", image)
+        sb.host_before = (links_before, forward_before)
+        yield sb
+    finally:
+        sb.stop(keep_logs=os.environ.get("CLOUD_SANDBOX_KEEP_LOGS"))
+
+
+def test_network_lives_only_in_the_sandbox_namespace(net_pool):
+    sb = net_pool
+    assert "virbr0" in sb.run(["ip", "-o", "link", "show"]).stdout
+    assert "192.168.122.1/24" in sb.run(["ip", "-o", "addr", "show", "dev", "virbr0"]).stdout
+    links_before, forward_before = sb.host_before
+    assert host_links() == links_before and "virbr0" not in host_links()
+    assert host_ip_forward() == forward_before
+    # The netns forwards nothing and libvirt made no NAT: a guest can reach only the bridge's own address.
+    assert sb.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
+    ruleset = sb.run(["nft", "list", "ruleset"]).stdout
+    assert "masquerade" not in ruleset and "snat" not in ruleset.replace("srcnat", "")
+    assert [line for line in sb.run(["ip", "route"]).stdout.splitlines() if line.startswith("default")] == []
+    pid = sb.network["dnsmasq_pid"]
+    assert pid in _pids_in_root(sb.root)
+    assert os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/" + sb.netns).st_ino
+
+
+def test_published_address_is_the_dhcp_lease(net_pool):
+    sb = net_pool
+    cluster = sb.submit(BY_HAND.format(disk="dhcp.qcow2"))
+    jid = "%d.0" % cluster
+    ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
+                                                                       [None])[-1], 300, sb, cluster)
+    # The MAC is the job's deterministic one (52:54:00 + sha256 of its GlobalJobId) and the domain XML uses it.
+    global_id = sb.job_ad(cluster)["GlobalJobId"].strip('"')
+    digest = hashlib.sha256(global_id.encode()).digest()
+    mac = "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
+    [domain] = [n for n in sb.virsh("list", "--name").split() if n.endswith("_" + jid)]
+    xml = sb.virsh("dumpxml", domain)
+    assert "<mac address='%s'/>" % mac in xml
+    assert "<source network='default'" in xml
+    # libvirt's lease for that MAC is the address the guest configured
+    leases = [lease for lease in sb.network_leases("default") if lease["mac"] == mac]
+    assert [lease["ip"] for lease in leases] == [ip]
+    # ... and the update hook published it into the job ad (starter -> shadow -> schedd)
+    published = wait_for("ChirpCloudAddress in condor_q", lambda: (lambda out: out if out != "undefined" else None)(
+        sb.run(["condor_q", jid, "-af", "ChirpCloudAddress"]).stdout.strip()), 180, sb, cluster)
+    assert published == ip
+    assert sb.run(["condor_q", jid, "-af", "ChirpCloudAddresses"]).stdout.strip() == ip
+    print("\n%s: guest %s, lease %s -> %s, condor_q ChirpCloudAddress %s" % (jid, ip, mac, leases[0]["ip"],
+                                                                              published))
+    sb.run(["condor_rm", jid], user="alice")
+    sb.wait_job(cluster, ("removed",), timeout=120)
+
+
+def test_stop_removes_dnsmasq_bridge_and_namespace(net_pool):
+    sb = net_pool
+    dnsmasq = [p for p in _pids_in_root(sb.root) if open("/proc/%d/comm" % p).read().strip() == "dnsmasq"]
+    assert sb.network["dnsmasq_pid"] in dnsmasq
+    sb.stop()
+    assert [p for p in dnsmasq if _alive(p)] == []
+    assert not os.path.exists("/run/netns/" + sb.netns)
+    assert "virbr0" not in host_links()
+    assert not os.path.exists(sb.rundir)
