@@ -52,23 +52,14 @@ def main(argv=None):
 
 
 def _let_the_app_name_the_server():
-    """gunicorn writes its own `Server: gunicorn` before the app's headers; Deltacloud clients read
-    `Server: Apache-Deltacloud/<version>`, so drop gunicorn's line when the application sets one."""
+    """Deltacloud clients read `Server: Apache-Deltacloud/<version>`, but gunicorn treats Server as a hop-by-hop
+    header: it drops the application's and writes its own from gunicorn.http.wsgi's SERVER (gunicorn >= 22) or
+    SERVER_SOFTWARE (older, e.g. EPEL 9's 21.2). Name the server there."""
     from gunicorn.http import wsgi
 
-    original = wsgi.Response.default_headers
-    if getattr(original, "_condor_cloud", False):
-        return
+    from .config import API_VERSION
 
-    def default_headers(self):
-        headers = original(self)
-        if any(name.lower() == "server" for name, _ in self.headers):
-            headers = [h for h in headers if not h.lower().startswith("server:")]
-        return headers
-
-    default_headers._condor_cloud = True
-    wsgi.Response.default_headers = default_headers
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    name = "Apache-Deltacloud/%s" % API_VERSION
+    for attr in ("SERVER", "SERVER_SOFTWARE"):
+        if hasattr(wsgi, attr):
+            setattr(wsgi, attr, name)
