@@ -63,3 +63,7 @@ def _let_the_app_name_the_server():
     for attr in ("SERVER", "SERVER_SOFTWARE"):
         if hasattr(wsgi, attr):
             setattr(wsgi, attr, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
