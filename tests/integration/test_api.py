@@ -289,7 +289,9 @@ def test_browser_launch_running_destroy(pool):
                 browser.refresh()
             assert browser.find_element(By.ID, "state").text == "RUNNING"
             instance_url = browser.current_url
-            browser.save_screenshot(os.path.join(pool.rundir, "..", "api-browser-running.png"))
+            if os.environ.get("CLOUD_SANDBOX_KEEP_LOGS"):  # for a person to look at, with the pool's logs
+                os.makedirs(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], exist_ok=True)
+                browser.save_screenshot(os.path.join(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], "api-browser-running.png"))
             browser.find_element(By.CSS_SELECTOR, "button.destroy").click()
             assert browser.current_url.endswith("/api/instances")
             return instance_url.rsplit("/", 1)[1]
