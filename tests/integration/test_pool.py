@@ -3,6 +3,7 @@ submitted with condor_submit and the by-hand submit description (issue "Real poo
 
 import glob
 import hashlib
+import json
 import os
 import re
 import time
@@ -77,7 +78,13 @@ def has_vm(sb):
     return [line for line in out.splitlines() if line.strip()]
 
 
-def domains(sb):
+def domains(sb, cluster=None):
+    """Names of the libvirt domains (of one job cluster: vm-gahp names them <user>_<cluster>.<proc>)."""
+    names = [line.strip() for line in sb.virsh("list", "--all", "--name").splitlines() if line.strip()]
+    return [n for n in names if cluster is None or n.endswith("_%d.0" % cluster)]
+
+
+def domain_uuids(sb):
     return [line.strip() for line in sb.virsh("list", "--all", "--uuid").splitlines() if line.strip()]
 
 
@@ -113,11 +120,10 @@ def test_condor_rm_removes_everything_but_the_cached_base(pool):
     base_sum = sha256(pool.path(CACHE + "/" + entry))
     [instance] = instance_dirs(pool, cluster)
     assert os.path.exists(pool.path("%s/%s/vda.qcow2" % (INSTANCES, instance)))
-    before = set(domains(pool))
-    assert before
+    assert domains(pool, cluster)
     remove_and_wait(pool, cluster)
     wait_for("the instance directory to go", lambda: not os.path.exists(pool.path(INSTANCES + "/" + instance)), 60)
-    wait_for("the domain to go", lambda: domains(pool) == [], 60)
+    wait_for("the domain to go", lambda: domains(pool, cluster) == [], 60)
     assert sha256(pool.path(CACHE + "/" + entry)) == base_sum
 
 
@@ -213,21 +219,23 @@ def test_killed_starter_is_cleaned_up_within_one_period(pool):
     cluster = submit(pool, "sleeper.qcow2")
     wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
     [instance] = instance_dirs(pool, cluster)
-    [domain_uuid] = domains(pool)
-    starters = _starter_pids(pool)
-    assert starters
-    for pid in starters:
-        os.kill(pid, 9)
+    [name] = domains(pool, cluster)
+    domain_uuid = pool.virsh("domuuid", name).strip()
+    # This instance's starter: the prepare hook's parent, recorded in instance.json (not every starter around).
+    with open(pool.path("%s/%s/instance.json" % (INSTANCES, instance))) as f:
+        starter = json.load(f)["starter"]["pid"]
+    assert starter in _starter_pids(pool)
+    os.kill(starter, 9)
     killed = time.time()
     period = 10  # CLOUD_CLEANUP_PERIOD in the sandbox
     wait_for("the orphaned instance directory to go",
              lambda: not os.path.exists(pool.path(INSTANCES + "/" + instance)), 3 * period + 15)
-    wait_for("the orphaned domain to go", lambda: domain_uuid not in domains(pool), 3 * period + 15)
+    wait_for("the orphaned domain to go", lambda: domain_uuid not in domain_uuids(pool), 3 * period + 15)
     print("reclaimed %.1f s after the kill" % (time.time() - killed))
     assert all(line.split()[-1] == "true" for line in has_vm(pool))
     pool.run(["condor_rm", str(cluster)], user="alice", check=False)
     wait_for("the rerun to go", lambda: not instance_dirs(pool, cluster), 120)
-    wait_for("every domain to go", lambda: domains(pool) == [], 120)
+    wait_for("the job's domains to go", lambda: domains(pool, cluster) == [], 120)
 
 
 # g. a cache over its limit: least recently used bases are evicted, a base in use never is
