@@ -7,6 +7,7 @@ and undoing every mount.  Set CLOUD_SANDBOX_KEEP_LOGS=DIR to keep the pool's log
 """
 import os
 import subprocess
+import time
 import sys
 
 import pytest
@@ -45,3 +46,20 @@ def sandbox():
         yield sb
     finally:
         sb.stop(keep_logs=os.environ.get("CLOUD_SANDBOX_KEEP_LOGS"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _empty_queue_after_module(request):
+    """After each test module that used the pool: remove every job it left and wait for their VMs to go, so a
+    failed test's instance never disturbs the next module's checks."""
+    yield
+    if "sandbox" not in request.fixturenames:
+        return
+    sb = request.getfixturevalue("sandbox")
+    sb.run(["condor_rm", "-all"], check=False)
+    end = time.time() + 180
+    while time.time() < end:
+        left = sb.run(["condor_q", "-allusers", "-af", "ClusterId"], check=False).stdout.split()
+        if not left and not sb.virsh("list", "--name", check=False).strip():
+            return
+        time.sleep(2)
