@@ -52,10 +52,10 @@ def sandbox():
 def _empty_queue_after_module(request):
     """After each test module that used the pool: remove every job it left and wait for their VMs to go, so a
     failed test's instance never disturbs the next module's checks."""
+    sb = request.getfixturevalue("sandbox") if "sandbox" in request.fixturenames else None
     yield
-    if "sandbox" not in request.fixturenames:
+    if sb is None:
         return
-    sb = request.getfixturevalue("sandbox")
     sb.run(["condor_rm", "-all"], check=False)
     end = time.time() + 180
     while time.time() < end:
