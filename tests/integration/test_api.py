@@ -293,7 +293,11 @@ def test_browser_launch_running_destroy(pool):
                 os.makedirs(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], exist_ok=True)
                 browser.save_screenshot(os.path.join(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], "api-browser-running.png"))
             browser.find_element(By.CSS_SELECTOR, "button.destroy").click()
-            assert browser.current_url.endswith("/api/instances")
+            # The click submits a form; the browser follows the redirect to the list a moment later.
+            end = time.time() + 30
+            while time.time() < end and not browser.current_url.endswith("/api/instances"):
+                time.sleep(0.2)
+            assert browser.current_url.endswith("/api/instances"), browser.current_url
             return instance_url.rsplit("/", 1)[1]
         finally:
             browser.quit()
