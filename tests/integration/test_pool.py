@@ -249,7 +249,12 @@ def test_cache_eviction_is_lru_and_spares_bases_in_use(pool, test_images):
     busy = submit(pool, "sleeper.qcow2")
     wait_for("the busy guest to boot", lambda: BOOTED in console(pool, busy), 240, pool, busy)
     sizes = {n: os.stat(pool.path(CACHE + "/" + n)).st_blocks * 512 for n in cache_entries(pool)}
-    keep = [n for n in sizes if n.startswith(("sleeper.qcow2@", "new.qcow2@"))]
+    in_use = set()
+    for inst in instance_dirs(pool):
+        with open(pool.path("%s/%s/instance.json" % (INSTANCES, inst))) as f:
+            in_use.update(json.load(f)["bases"])
+    assert any(n.startswith("sleeper.qcow2@") for n in in_use)
+    keep = [n for n in sizes if n in in_use or n.startswith("new.qcow2@")]
     limit = sum(sizes[n] for n in keep) + min(sizes.values()) // 2
     config = pool.path("/etc/condor/config.d/98test-cache-limit.config")
     with open(config, "w") as f:
