@@ -273,6 +273,10 @@ class CloudJobs:
         schedd = self._schedd()
         result = self._call("submitting an instance", schedd.submit, htcondor2.Submit(description), count=1)
         cluster = result.cluster()
+        try:
+            schedd.reschedule()  # ask for a negotiation cycle now: a user is waiting for this instance
+        except Exception:  # only a hint; the next regular cycle places the job anyway
+            pass
         ads = self._call("reading back a new instance", schedd.query,
                          constraint="ClusterId == %d && ProcId == 0" % cluster, projection=PROJECTION)
         for ad in ads:
