@@ -158,7 +158,7 @@ class ImageCache:
             os.chmod(tmp_path, 0o444)
             final = os.path.join(self.root, entry_filename(image.name, image.version, fmt))
             os.rename(tmp_path, final)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             done = True
             self._log_fill(os.path.basename(final), image.allocated, time.time() - started)
             return dataclasses.replace(self._entry(os.path.basename(final)), filled=True)
@@ -248,7 +248,8 @@ def free_bytes(path):
     return _free_bytes(path)
 
 
-def _fsync_dir(path):
+def fsync_dir(path):
+    """Make a rename in directory path durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

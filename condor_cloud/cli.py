@@ -19,6 +19,7 @@ import click
 
 from . import errors, images, qemuimg
 from .errors import CloudError, shown
+from .cache import fsync_dir
 
 CHUNK = 4 << 20
 
@@ -107,14 +108,6 @@ def _write_all(fd, data):
         view = view[n:]
 
 
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def add_image(settings, source, name, replace=False, progress_label=None):
     """Copy source into STORE/staging/, verify it with qemu-img, write IMAGE.sha256, publish by rename."""
     from .api.models import store_images
@@ -155,14 +148,14 @@ def add_image(settings, source, name, replace=False, progress_label=None):
             # Replacing: drop the old checksum first, so no reader pairs the new image with it.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(sidecar)
-            _fsync_dir(store)
+            fsync_dir(store)
             os.rename(tmp, target)
             os.rename(sidecar_tmp, sidecar)
         else:
             # New: the checksum first, so the image is never visible without it.
             os.rename(sidecar_tmp, sidecar)
             os.rename(tmp, target)
-        _fsync_dir(store)
+        fsync_dir(store)
         done = True
     except OSError as exc:
         raise CloudError("could not add image %s: %s" % (name, exc.strerror or exc), errors.INTERNAL) from None

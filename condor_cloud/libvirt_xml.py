@@ -15,6 +15,14 @@ MAX_VCPUS = 256
 MAX_MEMORY_MIB = 1 << 22
 
 
+def _own_file(instance, path, what):
+    """path resolved, and refused unless it lies directly in the instance's directory."""
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != os.path.realpath(instance.path):
+        raise CloudError("instance %s names a %s outside its directory" % (instance.id, what), errors.INTERNAL)
+    return real
+
+
 def build_params(settings, ad, kvm_probe=domain.kvm_usable):
     """DomainParams for the job ad on stdin and its instance directory."""
     instance_id = jobad.get(ad, "CloudInstanceId", str)
@@ -33,9 +41,7 @@ def build_params(settings, ad, kvm_probe=domain.kvm_usable):
         raise CloudError("vm_vcpus must be between 1 and %d" % MAX_VCPUS, errors.BAD_REQUEST)
     disks = []
     for d in instance.meta.get("disks", []):
-        path = os.path.realpath(d["path"])
-        if os.path.dirname(path) != os.path.realpath(instance.path):
-            raise CloudError("instance %s names a disk outside its directory" % instance_id, errors.INTERNAL)
+        path = _own_file(instance, d["path"], "disk")
         # The shared base stays owned by the execute account: libvirt must not chown it to QEMU's user
         # (world-readable is enough), so the template names it with relabel='no'.
         backing = os.path.realpath(os.path.join(settings.image_cache, d["base"])) if d.get("base") else ""
@@ -48,10 +54,7 @@ def build_params(settings, ad, kvm_probe=domain.kvm_usable):
         raise CloudError("instance %s has no disks" % instance_id, errors.INTERNAL)
     cdroms = []
     for c in instance.meta.get("cdroms", []):
-        path = os.path.realpath(c["path"])
-        if os.path.dirname(path) != os.path.realpath(instance.path):
-            raise CloudError("instance %s names a CD-ROM outside its directory" % instance_id, errors.INTERNAL)
-        cdroms.append(domain.Disk(path, c["device"], "raw", True))
+        cdroms.append(domain.Disk(_own_file(instance, c["path"], "CD-ROM"), c["device"], "raw", True))
     vnc = jobad.get(ad, "JobVMVNCConsole", bool, False)
     return domain.DomainParams(
         name=name,
