@@ -19,19 +19,17 @@ import io
 import json
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import errors
 from .errors import CloudError, shown
+from .keys import check_ssh_key  # one validator for CloudSSHKey and the API's key store
 
 VOLUME_LABEL = "cidata"
 MAX_USER_DATA = 64 * 1024          # bytes after base64 decoding (OpenStack's limit is 65535, EC2's 16 KiB)
 MAX_NETWORK_CONFIG = 64 * 1024
 MAX_KEYS = 16
-MAX_KEY_LINE = 16 * 1024           # an RSA-16384 public key line is about 2.8 KB
-MAX_KEY_COMMENT = 256
 # base64 of MAX_USER_DATA bytes, plus room for line breaks a user's `base64` tool may insert.
 _MAX_USER_DATA_TEXT = 4 * ((MAX_USER_DATA + 2) // 3) * 2
 
@@ -42,19 +40,8 @@ _FILES = {
     "network-config": "/NETWORKC.;1",
 }
 
-KEY_TYPES = frozenset((
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-))
-
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_B64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _WHITESPACE = str.maketrans("", "", " \t\r\n")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -141,50 +128,6 @@ def check_instance_id(instance_id):
     if not isinstance(instance_id, str) or not _INSTANCE_ID_RE.fullmatch(instance_id):
         raise CloudError("instance id %s is not usable in a seed" % shown(instance_id), errors.BAD_REQUEST)
     return instance_id
-
-
-def check_ssh_key(line):
-    """Validate one OpenSSH public key line `TYPE BASE64 [COMMENT]` and return it normalised (single spaces).
-
-    Options (`command="..." ssh-rsa ...`) are refused: they are the one part of authorized_keys that changes
-    what a key may do, and nobody needs them to log into their own instance.
-    """
-    if not isinstance(line, str):
-        raise CloudError("an SSH key must be a string", errors.BAD_REQUEST)
-    if len(line) > MAX_KEY_LINE:
-        raise CloudError("SSH key is too long (%d characters, at most %d)" % (len(line), MAX_KEY_LINE),
-                         errors.BAD_REQUEST)
-    for ch in line:
-        if not ch.isprintable() and ch != "\t":
-            raise CloudError("SSH key %s contains a control character (U+%04X); give one key per line"
-                             % (shown(line, 40), ord(ch)), errors.BAD_REQUEST)
-    fields = line.split(None, 2)
-    if len(fields) < 2:
-        raise CloudError("SSH key %s must look like 'ssh-ed25519 AAAA... user@host'" % shown(line, 40),
-                         errors.BAD_REQUEST)
-    key_type, body = fields[0], fields[1]
-    comment = " ".join(fields[2].split()) if len(fields) == 3 else ""
-    if key_type not in KEY_TYPES:
-        raise CloudError("SSH key type %s is not supported; use one of %s"
-                         % (shown(key_type, 40), ", ".join(sorted(KEY_TYPES))), errors.BAD_REQUEST)
-    if not _B64_RE.fullmatch(body):
-        raise CloudError("SSH key %s: the key data is not base64" % shown(line, 40), errors.BAD_REQUEST)
-    try:
-        blob = base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise CloudError("SSH key %s: the key data is not valid base64" % shown(line, 40),
-                         errors.BAD_REQUEST) from None
-    # The blob starts with the key type as an SSH string (uint32 length + bytes); it must match the first field.
-    if len(blob) < 4:
-        raise CloudError("SSH key %s: the key data is truncated" % shown(line, 40), errors.BAD_REQUEST)
-    (n,) = struct.unpack(">I", blob[:4])
-    if blob[4:4 + n] != key_type.encode("ascii") or len(blob) <= 4 + n:
-        raise CloudError("SSH key %s: the key data is not a %s key" % (shown(line, 40), key_type),
-                         errors.BAD_REQUEST)
-    if len(comment) > MAX_KEY_COMMENT:
-        raise CloudError("SSH key comment is too long (at most %d characters)" % MAX_KEY_COMMENT,
-                         errors.BAD_REQUEST)
-    return " ".join(f for f in (key_type, body, comment) if f)
 
 
 def parse_ssh_keys(text):
