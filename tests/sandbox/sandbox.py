@@ -161,7 +161,7 @@ class Sandbox:
     the same name) stops every daemon by PID, undoes every mount, deletes the netns and the run root.
 
     install_project: install the repo into the root (make install-node install-master if the Makefile has them,
-        else copy per docs/LAYOUT-CONTRACT.md); False gives a plain HTCondor VM pool with a test XML script.
+        else copy the same layout by hand); False gives a plain HTCondor VM pool with a test XML script.
     netns: run the pool in its own network namespace (default); False uses the host's loopback.
     extra_config: appended to /etc/condor/config.d/99sandbox.config.
     master_env: extra environment for condor_master (e.g. {"_CONDOR_FOO": "1"}).
@@ -359,7 +359,7 @@ class Sandbox:
         self.state["rpms"] = [os.path.basename(r) for r in rpms]
 
     def _install_copy(self):
-        """Interim install per docs/LAYOUT-CONTRACT.md until the Makefile has install-* targets."""
+        """Interim install in the layout of make install-node/install-master, for a Makefile without them."""
         r, repo = self.root, self.repo
         pkg = r + "/usr/lib/python3/dist-packages/condor_cloud"
         shutil.copytree(os.path.join(repo, "condor_cloud"), pkg,
