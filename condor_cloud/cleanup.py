@@ -2,6 +2,7 @@
 CLOUD_CACHE_MAX_SIZE, and advertise the cached images in the machine ad for cache-aware placement."""
 
 import os
+import re
 import sys
 import time
 
@@ -109,9 +110,12 @@ def remove_dead_fills(cache_root, now, grace):
     return removed
 
 
+_CONSOLE_LOG_RE = re.compile(r".+\.log(\.[0-9]{1,3})?")
+
+
 def prune_console_logs(console_dir, now, keep):
-    """Remove console logs of instances older than keep seconds (the logs outlive their instance so that a
-    failed boot can be read afterwards)."""
+    """Remove console logs (<id>.log and virtlogd's rotated <id>.log.N) not written for keep seconds (the logs
+    outlive their instance so that a failed boot can be read afterwards)."""
     removed = []
     try:
         names = os.listdir(console_dir)
@@ -119,7 +123,7 @@ def prune_console_logs(console_dir, now, keep):
         return removed
     for name in names:
         path = os.path.join(console_dir, name)
-        if not name.endswith(".log") or name.startswith("."):
+        if name.startswith(".") or not _CONSOLE_LOG_RE.fullmatch(name):
             continue
         try:
             if now - os.stat(path).st_mtime > keep:

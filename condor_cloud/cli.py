@@ -1,7 +1,7 @@
 """condor-cloud: the administrator's command line.
 
   condor-cloud image list|add|remove       the shared image store (master)
-  condor-cloud instance launch|list|show|destroy   instances (VM-universe jobs) through the local schedd
+  condor-cloud instance launch|list|show|console|destroy   instances (VM-universe jobs) through the local schedd
   condor-cloud node cache list|prune       the image cache of this execute node
   condor-cloud user add|remove|passwd|list the API's users
 
@@ -324,6 +324,34 @@ def instance_destroy(instance_id, as_json):
         _print_json({"id": instance_id, "destroyed": True})
     else:
         click.echo("destroyed %s" % instance_id)
+
+
+@instance_group.command("console")
+@click.argument("instance_id")
+@click.option("--bytes", "max_bytes", type=click.IntRange(1, 1 << 20), default=16 << 10, show_default=True,
+              help="How much of the end of the console log to show.")
+@click.option("--raw", is_flag=True, help="Keep escape sequences and control characters (default: removed).")
+def instance_console(instance_id, max_bytes, raw):
+    """Show the end of a running instance's serial console (INSTANCE_ID or its job id CLUSTER.PROC).
+
+    Read with condor_tail as you: only the instance's owner may read it. After the instance has ended, its
+    console log stays on its node in CLOUD_CONSOLE_DIR (for the administrator)."""
+    import re
+
+    from .consoles import clean, tail
+
+    with _errors():
+        m = re.fullmatch(r"([0-9]{1,10})\.([0-9]{1,10})", instance_id)
+        if m:
+            cluster, proc = int(m.group(1)), int(m.group(2))
+        else:
+            info = _jobs().get(instance_id)
+            if info.state != "RUNNING":
+                _fail("instance %s is %s: its console can be read only while it runs" % (instance_id, info.state))
+            cluster, proc = info.cluster, info.proc
+        text = tail(cluster, proc, max_bytes)
+    # color=True: click would otherwise strip escape sequences itself when the output is not a terminal.
+    click.echo(text if raw else clean(text), nl=False, color=True if raw else None)
 
 
 # -- node cache ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The job exit hook (<KW>_HOOK_JOB_EXIT): remove the instance's directory (overlays, console log, seed)
+"""The job exit hook (<KW>_HOOK_JOB_EXIT): remove the instance's directory (overlays, seed)
 whatever the reason the job left the node: exit, remove, hold or evict."""
 
 import os

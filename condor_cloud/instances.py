@@ -1,4 +1,4 @@
-"""Per-instance directories: CLOUD_INSTANCE_DIR/<id>/ holds the overlays, the console log and instance.json.
+"""Per-instance directories: CLOUD_INSTANCE_DIR/<id>/ holds the overlays, the cloud-init seed and instance.json.
 
 instance.json names the starter process that owns the instance (pid + kernel start time, so a reused pid is not
 mistaken for it), the cache entries it uses and the libvirt domain's UUID. An instance whose starter is gone is an

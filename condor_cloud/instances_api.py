@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from . import errors, images
+from . import consoles, errors, images
 from .errors import CloudError, shown
 
 VM_UNIVERSE = 13
@@ -259,6 +259,7 @@ class CloudJobs:
             "request_cpus": str(int(profile.cpus)),
             "vm_disk": "%s:vda:w" % image,
             "vm_no_output_vm": "true",
+            "transfer_output_files": consoles.SANDBOX_NAME,   # lets the owner read it with condor_tail
             "executable": name,
             "+CloudOwner": classad_string(owner),
             "+CloudProfile": classad_string(profile.id),
@@ -284,6 +285,10 @@ class CloudJobs:
             if info:
                 return info
         raise BackendError("the schedd accepted job %d.0 but does not show it" % cluster)
+
+    def console(self, info, max_bytes):
+        """The end of a running instance's console log, read with condor_tail as this process's account."""
+        return consoles.tail(info.cluster, info.proc, max_bytes)
 
     def remove(self, info, reason):
         import htcondor2

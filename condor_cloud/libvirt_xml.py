@@ -8,7 +8,7 @@ vm-gahp falls back to its built-in XML, which uses VMPARAM_vm_Disk: the overlay,
 import os
 import sys
 
-from . import cache, config, domain, errors, instances, jobad
+from . import cache, config, consoles, domain, errors, instances, jobad
 from .errors import CloudError
 
 MAX_VCPUS = 256
@@ -64,7 +64,7 @@ def build_params(settings, ad, kvm_probe=domain.kvm_usable):
         vcpus=vcpus,
         disks=disks,
         cdroms=cdroms,
-        console_log=os.path.join(settings.console_dir, instance_id + ".log"),
+        console_log=consoles.log_path(settings.console_dir, instance_id),
         network=domain.parse_network(settings.network),
         mac=instance.meta["mac"],
         vnc_listen=settings.vnc_listen if vnc else None,

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import config, errors, images, instances, jobad, qemuimg, seed
+from . import config, consoles, errors, images, instances, jobad, qemuimg, seed
 from .cache import ImageCache
 from .macs import check_mac, mac_for
 from .errors import CloudError, shown
@@ -97,6 +97,10 @@ class Prepare:
                                                                           if d not in used)}]
         self.instance.save()
 
+        # Last, so that a failed prepare leaves no console log behind; a console problem never fails the job.
+        self.step = "creating the console log"
+        sys.stderr.write("condor-cloud prepare: %s\n" % consoles.prepare(self.settings.console_dir, instance_id,
+                                                                          self.scratch_dir))
         return {
             "CloudInstanceId": instance_id,
             "CloudInstanceDir": self.instance.path,

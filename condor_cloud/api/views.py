@@ -274,6 +274,36 @@ def instance_action(instance_id, action):
     raise ApiError(412, "the condor driver cannot %s an instance (a VM-universe job can only be destroyed)" % action)
 
 
+def instance_console(instance_id):
+    """GET /api/instances/:id/console: the end of a running instance's serial console as plain text (an extension
+    of the Deltacloud API). Escape sequences and control characters are removed; ?bytes=N (default 16 KiB)."""
+    from flask import Response
+
+    from ..consoles import DEFAULT_BYTES, MAX_BYTES, clean
+
+    user = current_user()
+    info = _get_instance(instance_id, user)
+    try:
+        max_bytes = int(request.args.get("bytes", DEFAULT_BYTES))
+    except ValueError:
+        max_bytes = 0
+    if not 1 <= max_bytes <= MAX_BYTES:
+        raise ApiError(400, "bytes must be a number from 1 to %d" % MAX_BYTES)
+    if info.state != "RUNNING":
+        raise ApiError(409, "instance %s is %s: its console can be read only while it runs" % (instance_id,
+                                                                                              info.state))
+    try:
+        text = _ctx()["jobs"].console(info, max_bytes)
+    except CloudError as exc:
+        raise ApiError(502, str(exc)) from None
+    resp = Response(clean(text).encode("utf-8"), content_type="text/plain; charset=utf-8")
+    # Guest output is untrusted: never let a browser sniff it into HTML, and never cache it.
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 # -- keys -----------------------------------------------------------------------------------------------
 def _key_models(user):
     return [models.key_model(g.base, k) for k in _ctx()["keys"].list(user.name)]
@@ -347,6 +377,7 @@ def register(app):
     rule("/api/instances/<instance_id>", "instance", instance_show, methods=["GET"])
     rule("/api/instances/<instance_id>", "instance_delete", instance_delete, methods=["DELETE"])
     rule("/api/instances/<instance_id>", "instance_post", instance_member_post, methods=["POST"])
+    rule("/api/instances/<instance_id>/console", "instance_console", instance_console, methods=["GET"])
     rule("/api/instances/<instance_id>/<action>", "instance_action", instance_action, methods=["POST"])
     rule("/api/keys", "keys", keys_index, methods=["GET"])
     rule("/api/keys", "key_create", key_create, methods=["POST"])

@@ -84,8 +84,11 @@ def up():
             time.sleep(1)
         if not log:
             raise SandboxError("the instance did not boot in 300 s:\n" + sb.starter_log())
-        say("== the instance's serial console (%s):" % log[len(sb.root):])
-        say(open(log, errors="replace").read().strip())
+        say("== the instance's serial console, as its owner reads it: condor-cloud instance console %d.0"
+            % cluster)
+        owner_view = sb.run(["condor-cloud", "instance", "console", "%d.0" % cluster], user="alice", check=False)
+        say((owner_view.stdout or owner_view.stderr).strip())
+        say("   (on the node: %s)" % log[len(sb.root):])
         say("\n== condor_q:\n" + sb.run(["condor_q", "-allusers"]).stdout)
         say("== virsh list:\n" + sb.virsh("list"))
         say("== where things are (inside the sandbox root %s):" % sb.root)

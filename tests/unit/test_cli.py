@@ -148,6 +148,28 @@ def test_instance_commands(run, cloud, mocker, probe):
     assert r.exit_code == 1 and "no instance" in r.output
 
 
+def test_instance_console(run, cloud, mocker):
+    from condor_cloud.errors import CloudError
+    from condor_cloud.instances_api import Profile
+
+    fake = FakeSchedd()
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
+    created = CloudJobs(lambda: fake).submit("alice", "demo.qcow2", Profile("small", 512, 1), "web")
+    tail = mocker.patch("condor_cloud.consoles.tail", return_value="\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n")
+    r = run("instance", "console", created.id)
+    assert r.exit_code == 1 and "is PENDING: its console can be read only while it runs" in r.output
+    fake.set_status(created.cluster, 2)
+    r = run("instance", "console", created.id, "--bytes", "100")
+    assert r.exit_code == 0 and r.output == "login: root\n"
+    tail.assert_called_with(created.cluster, 0, 100)
+    r = run("instance", "console", "%d.0" % created.cluster, "--raw")      # by job id, as typed
+    assert r.exit_code == 0 and r.output == "\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n"
+    tail.side_effect = CloudError("cannot read the console of job 42.0: 'bob is not authorized'")
+    r = run("instance", "console", "42.0")
+    assert r.exit_code == 1 and "bob is not authorized" in r.output
+    assert run("instance", "console", "42.0", "--bytes", "0").exit_code == 2
+
+
 def test_instance_launch_errors(run, cloud, mocker):
     fake = FakeSchedd()
     mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))

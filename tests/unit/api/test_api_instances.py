@@ -30,7 +30,8 @@ def test_create_submits_the_by_hand_job(env):
     (sub,) = env.schedd.submitted
     assert sub == {
         "universe": "vm", "vm_type": "kvm", "vm_memory": "1024", "vm_vcpus": "2", "request_cpus": "2",
-        "vm_disk": "demo.qcow2:vda:w", "vm_no_output_vm": "true", "executable": "web1",
+        "vm_disk": "demo.qcow2:vda:w", "vm_no_output_vm": "true", "transfer_output_files": "console.log",
+        "executable": "web1",
         "MY.CloudOwner": '"alice"', "MY.CloudProfile": '"medium"', "MY.CloudImage": '"demo.qcow2"',
         "MY.CloudName": '"web1"'}
 
@@ -226,3 +227,35 @@ def test_hand_submitted_vm_job_visible_to_admin_only(env):
     (inst,) = env.client.get("/api/instances", headers=jsonh("root_")).get_json()["instances"]
     assert inst["owner"] == "carol" and inst["state"] == "RUNNING" and inst["name"] == "mine"
     assert inst["image"]["id"] == image_id("other.img")
+
+
+def test_console_of_a_running_instance_is_clean_plain_text(env, mocker):
+    inst = launch(env).get_json()["instance"]
+    tail = mocker.patch("condor_cloud.consoles.tail", return_value="\x1b[1mBooting\x1b[0m\r\n<script>x</script>\n")
+    assert env.client.get("/api/instances/%s/console" % inst["id"], headers=jsonh()).status_code == 409
+    assert tail.call_count == 0                                        # PENDING: not read
+    env.schedd.set_status(42, 2)
+    r = env.client.get("/api/instances/%s/console?bytes=2048" % inst["id"], headers=html())
+    assert r.status_code == 200 and r.data == b"Booting\n<script>x</script>\n"
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in r.headers["Content-Security-Policy"]
+    tail.assert_called_once_with(42, 0, 2048)
+    page = env.client.get("/api/instances/" + inst["id"], headers=html()).data.decode()
+    assert 'href="http://localhost/api/instances/%s/console"' % inst["id"] in page
+
+
+def test_console_is_for_the_owner_only_and_reports_condor_tail_errors(env, mocker):
+    from condor_cloud.errors import CloudError
+
+    inst = launch(env).get_json()["instance"]
+    env.schedd.set_status(42, 2)
+    tail = mocker.patch("condor_cloud.consoles.tail", side_effect=CloudError("cannot read the console of job "
+                                                                              "42.0: 'Job not running'"))
+    assert env.client.get("/api/instances/%s/console" % inst["id"], headers=jsonh("bob")).status_code == 404
+    assert env.client.get("/api/instances/%s/console" % inst["id"]).status_code == 401
+    assert tail.call_count == 0
+    for bad in ("0", "x", str((1 << 20) + 1)):
+        assert env.client.get("/api/instances/%s/console?bytes=%s" % (inst["id"], bad),
+                              headers=jsonh()).status_code == 400
+    r = env.client.get("/api/instances/%s/console" % inst["id"], headers=jsonh())
+    assert r.status_code == 502 and "Job not running" in r.get_json()["message"]

@@ -1,0 +1,94 @@
+"""Serial consoles: where an instance's console log lives on its node, and how its owner reads it.
+
+On the node, libvirt's virtlogd writes the serial console to CLOUD_CONSOLE_DIR/<instance id>.log (virtlogd caps
+its size). The prepare hook creates that file first, owned by the execute account, and hard-links it into the
+job's sandbox as `console.log`. The owner then reads it from the submit side with `condor_tail <job> console.log`
+(HTCondor's STARTER_PEEK: only the job's owner, only files in the sandbox named in the job's TransferOutput, which
+the master's CloudConsole transform sets). `condor-cloud instance console` and the API's console link do exactly
+that.
+"""
+
+import errno
+import os
+import re
+import subprocess
+
+from . import errors
+from .errors import CloudError, shown
+
+SANDBOX_NAME = "console.log"
+MAX_BYTES = 1 << 20          # what a reader may ask for at once
+DEFAULT_BYTES = 16 << 10
+# ANSI/VT escape sequences, then any other control character except newline and tab.
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[ -/]*[0-~])")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def log_path(console_dir, instance_id):
+    """The node's console log of an instance (what the domain XML gives virtlogd)."""
+    return os.path.join(console_dir, instance_id + ".log")
+
+
+def prepare(console_dir, instance_id, scratch_dir):
+    """Create the instance's console log (mode 0640, owned by the caller) and link it into the job's sandbox as
+    console.log. Never raises: a console problem must not stop an instance. Returns a short note on what was
+    done, for the StarterLog."""
+    path = log_path(console_dir, instance_id)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        os.close(fd)
+    except OSError as exc:
+        return _placeholder(scratch_dir, "the node could not create %s (%s)" % (path, exc.strerror))
+    if not scratch_dir:
+        return "console log %s (no sandbox to link it into)" % path
+    try:
+        os.link(path, os.path.join(scratch_dir, SANDBOX_NAME))
+    except OSError as exc:
+        why = ("CLOUD_CONSOLE_DIR is not on the same filesystem as HTCondor's EXECUTE directory"
+               if exc.errno == errno.EXDEV else exc.strerror)
+        return _placeholder(scratch_dir, "its console log is kept on the node in %s, but could not be linked "
+                                         "into the job's sandbox: %s" % (path, why))
+    return "console log %s, linked into the sandbox as %s" % (path, SANDBOX_NAME)
+
+
+def _placeholder(scratch_dir, why):
+    """A console.log that says why the real log cannot be read from here (so that reading it explains, and
+    HTCondor always finds the file the job names in TransferOutput)."""
+    if scratch_dir:
+        try:
+            with open(os.path.join(scratch_dir, SANDBOX_NAME), "x") as f:
+                f.write("condor-cloud: the console of this instance cannot be shown here: %s\n" % why)
+        except OSError:
+            pass
+    return "no readable console: " + why
+
+
+def clean(text):
+    """Console text safe for a terminal or a web page: escape sequences and control characters removed."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text.replace("\r\n", "\n")))
+
+
+def _job_id(cluster, proc):
+    if not (isinstance(cluster, int) and isinstance(proc, int) and cluster >= 0 and proc >= 0):
+        raise CloudError("bad job id %s.%s" % (shown(cluster), shown(proc)), errors.BAD_REQUEST)
+    return "%d.%d" % (cluster, proc)
+
+
+def tail(cluster, proc, max_bytes=DEFAULT_BYTES, condor_tail="condor_tail", timeout=60, run=subprocess.run):
+    """The last max_bytes of a running instance's console log, as text (undecodable bytes replaced), read with
+    condor_tail as the calling account, which must own the job. Raises CloudError with condor_tail's reason."""
+    if not isinstance(max_bytes, int) or not 1 <= max_bytes <= MAX_BYTES:
+        raise CloudError("the console can be read 1 to %d bytes at a time" % MAX_BYTES, errors.BAD_REQUEST)
+    argv = [condor_tail, "-no-stdout", "-maxbytes", str(max_bytes), _job_id(cluster, proc), SANDBOX_NAME]
+    try:
+        p = run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except FileNotFoundError:
+        raise CloudError("condor_tail not found (is HTCondor installed here?)", errors.INTERNAL) from None
+    except subprocess.TimeoutExpired:
+        raise CloudError("condor_tail did not answer within %d s" % timeout, errors.TIMEOUT) from None
+    if p.returncode != 0:
+        reason = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise CloudError("cannot read the console of job %s: %s" % (_job_id(cluster, proc),
+                         shown(reason[-1] if reason else "condor_tail exited with %d" % p.returncode, 300)),
+                         errors.BAD_REQUEST)
+    return p.stdout.decode("utf-8", "replace")
