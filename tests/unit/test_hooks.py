@@ -336,6 +336,21 @@ def test_update_hook_publishes_the_discovered_address(demo):
     assert published == []
 
 
+def test_update_hook_reports_a_failed_publish_and_exits_1(demo, capsys):
+    from condor_cloud.errors import CloudError
+
+    _, prepared = run_prepare(job_ad())
+    capsys.readouterr()
+
+    def publish(attrs):
+        raise CloudError("condor_chirp set_job_attr_delayed ChirpCloudAddress failed (exit 1): no chirp config")
+
+    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"])
+    assert update_hook.main([], io.StringIO(ad), discover=lambda *a, **k: ["192.0.2.10"], publish=publish) == 1
+    assert capsys.readouterr().err == ("condor-cloud update: condor_chirp set_job_attr_delayed ChirpCloudAddress "
+                                       "failed (exit 1): no chirp config\n")
+
+
 def test_update_hook_without_an_instance_does_nothing(cloud):
     calls = []
     assert update_hook.main([], io.StringIO(job_ad()), discover=calls.append, publish=calls.append) == 0
@@ -349,6 +364,16 @@ def test_cleanup_prunes_old_console_logs_only(demo):
     os.utime(str(old), (1, 1))
     run_cleanup(FakeHypervisor())
     assert os.listdir(demo.consoles) == ["2.0-0000bbbb.log"]
+
+
+def test_cleanup_prunes_rotated_console_logs_and_nothing_else(demo):
+    # virtlogd rotates a log that reaches its max_size to <name>.0, .1, ...
+    names = ["3.0-0000cccc.log.0", "3.0-0000cccc.log.1", "README", "3.0-0000cccc.log.old", ".hidden.log"]
+    for name in names:
+        (demo.consoles / name).write_text("x")
+        os.utime(str(demo.consoles / name), (1, 1))
+    run_cleanup(FakeHypervisor())
+    assert sorted(os.listdir(demo.consoles)) == [".hidden.log", "3.0-0000cccc.log.old", "README"]
 
 
 class DomainsByName(FakeHypervisor):
