@@ -11,97 +11,21 @@ test; each test skips with a reason when its tool is missing.
 """
 
 import base64
-import ctypes
 import glob
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+
+from helpers import BASE, PASSWORDS, http, in_netns, start_api, stop_api, wait_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "sandbox"))
 
-PORT = 3002
-BASE = "http://127.0.0.1:%d" % PORT
-CLONE_NEWNET = 0x40000000
-PASSWORDS = {"alice": "alice-api-password", "bob": "bob-api-password", "ops": "ops-api-password"}
-
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
-
-
-# -- running client code inside the sandbox's network namespace ------------------------------------------------
-def in_netns(sb, fn, *args, **kwargs):
-    """Run fn in a thread that joined the sandbox's network namespace; return its result (or raise its error)."""
-    netns = sb.state.get("netns")
-    result = {}
-
-    def body():
-        try:
-            if netns:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open("/run/netns/" + netns, os.O_RDONLY)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns")
-                finally:
-                    os.close(fd)
-            result["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed to the caller
-            result["error"] = exc
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
-def http(sb, method, path, user=None, data=None, accept="application/json", password=None):
-    """(status, headers, body bytes) of one request made from inside the namespace with urllib."""
-    def call():
-        body = None
-        headers = {"Accept": accept}
-        if user:
-            token = "%s:%s" % (user, password or PASSWORDS[user])
-            headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-        if data is not None:
-            from urllib.parse import urlencode
-
-            body = urlencode(data).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        req = urllib.request.Request(BASE + path, data=body, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
-
-    return in_netns(sb, call)
-
-
-def wait_state(sb, user, instance_id, states, timeout=240):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        status, _, body = http(sb, "GET", "/api/instances/" + instance_id, user)
-        if status == 404:
-            last = "gone"
-        else:
-            assert status == 200, body
-            last = json.loads(body)["instance"]["state"]
-        if last in states:
-            return last
-        time.sleep(2)
-    raise AssertionError("instance %s is %s, not %s, after %ss\n%s" % (instance_id, last, states, timeout,
-                                                                       sb.starter_log()))
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------
@@ -109,46 +33,9 @@ def wait_state(sb, user, instance_id, states, timeout=240):
 def pool(sandbox, test_images):
     """The session's real pool (tests/integration/conftest.py) with the API started in it."""
     sandbox.put_image("sleep.qcow2", test_images["sleep"])
-    _start_api(sandbox)
+    start_api(sandbox)
     yield sandbox
-    pid = sandbox.state["pids"].get("condor-cloud-api")
-    if pid:
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
-
-
-def _start_api(sb):
-    if sb.run(["getent", "passwd", "condor-cloud-api"], check=False).returncode != 0:
-        sb.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                "condor-cloud-api"])
-    sb.run(["mkdir", "-p", "/etc/condor-cloud", "/var/lib/condor-cloud/keys"])
-    sb.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
-    for name, password in PASSWORDS.items():
-        args = ["python3", "-m", "condor_cloud.cli", "user", "add", name, "--password-stdin"]
-        if name == "ops":
-            args.append("--admin")
-        sb.run(args, input=password + "\n")
-    sb.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
-    has_gunicorn = sb.run(["python3", "-c", "import gunicorn"], check=False).returncode == 0
-    if has_gunicorn:
-        server = ["python3", "-m", "condor_cloud.api.server"]
-    else:
-        # The sandbox root has no python3-gunicorn yet: Werkzeug's server, for this test only.
-        server = ["python3", "-c", "from condor_cloud.api import create_app; "
-                  "create_app().run(host='127.0.0.1', port=%d, threaded=True)" % PORT]
-    sb._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--"] + server,
-              env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % PORT})
-    end = time.time() + 60
-    while time.time() < end:
-        try:
-            if http(sb, "GET", "/api")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the API did not start:\n" + open(os.path.join(sb.rundir, "condor-cloud-api.out")).read())
+    stop_api(sandbox)
 
 
 def image_id(pool):
@@ -181,6 +68,11 @@ def test_launch_boots_and_destroy_cleans_up(pool):
     else:
         raise AssertionError("no boot message in %s" % logs)
     assert "_%d.0" % cluster in pool.virsh("list", "--name")
+    # Its owner reads the same console through the API (condor_tail as the API's account); others cannot.
+    status, headers, body = http(pool, "GET", "/api/instances/%s/console" % inst["id"], "alice")
+    assert status == 200 and headers["Content-Type"] == "text/plain; charset=utf-8", body
+    assert b"CONDOR-CLOUD-GUEST-BOOTED variant=sleep" in body
+    assert http(pool, "GET", "/api/instances/%s/console" % inst["id"], "bob")[0] == 404
     status, _, _ = http(pool, "DELETE", "/api/instances/" + inst["id"], "alice")
     assert status == 204
     wait_state(pool, "alice", inst["id"], ("gone",), timeout=180)
@@ -289,6 +181,15 @@ def test_browser_launch_running_destroy(pool):
                 browser.refresh()
             assert browser.find_element(By.ID, "state").text == "RUNNING"
             instance_url = browser.current_url
+            # The console link shows the guest's serial console as text.
+            browser.find_element(By.ID, "console").click()
+            end = time.time() + 120
+            while time.time() < end and "CONDOR-CLOUD-GUEST-BOOTED" not in browser.find_element(By.TAG_NAME,
+                                                                                                  "body").text:
+                time.sleep(3)
+                browser.refresh()
+            assert "CONDOR-CLOUD-GUEST-BOOTED variant=sleep" in browser.find_element(By.TAG_NAME, "body").text
+            browser.get(instance_url)
             if os.environ.get("CLOUD_SANDBOX_KEEP_LOGS"):  # for a person to look at, with the pool's logs
                 os.makedirs(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], exist_ok=True)
                 browser.save_screenshot(os.path.join(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], "api-browser-running.png"))

@@ -2,10 +2,11 @@
 cidata, and the guest prints the user data it finds there (tests/images `seed` variant)."""
 
 import base64
-import glob
 import time
 
 import pytest
+
+from helpers import console
 
 SUBMIT = """\
 universe = vm
@@ -18,14 +19,6 @@ vm_no_output_vm = true
 +CloudName = "web-1"
 queue
 """
-
-
-def console(sb, cluster):
-    text = ""
-    for path in sorted(glob.glob(sb.path("/var/log/condor-cloud/consoles/%d.0-*.log" % cluster))):
-        with open(path, errors="replace") as f:
-            text += f.read()
-    return text
 
 
 def between(text, begin, end):

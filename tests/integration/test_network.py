@@ -1,6 +1,7 @@
-"""Instance addresses on a libvirt network, on the real pool (issue 6, "networking with known addresses"): a guest
-on the node's libvirt network `default` gets an address from libvirt's dnsmasq, the node's update hook finds it in
-the network's DHCP leases and publishes it with condor_chirp, and `condor_q` shows it.
+"""Instance addresses on the real pool (issue 6, "networking with known addresses"): a guest on the node's libvirt
+network `default` gets an address from libvirt's dnsmasq, the node's update hook finds it in the network's DHCP
+leases and publishes it with condor_chirp, and `condor_q` shows it; a guest on a plain bridge (a second node with
+CLOUD_NETWORK = bridge:br0 and a DHCP server that is not libvirt's) is found in the node's neighbour table.
 
 A sandbox of its own ("net", CLOUD_NETWORK = network:default): the libvirt network (bridge virbr0,
 192.168.122.0/24, dnsmasq) exists only inside that sandbox's network namespace, which has no uplink, and dies
@@ -9,20 +10,20 @@ tests/images/build-image's `dhcp` variant: it asks for a lease, prints CONDOR-CL
 console and talks to nothing else.
 """
 
-import glob
+import base64
 import hashlib
+import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
+from helpers import console, http, job_attr, start_api, stop_api, wait_for
 from sandbox import Sandbox, _alive, _pids_in_root
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-CONSOLES = "/var/log/condor-cloud/consoles"
 GUEST_IP = re.compile(r"CONDOR-CLOUD-GUEST-IP (\d+\.\d+\.\d+\.\d+)")
 NAME = "net"
 
@@ -46,27 +47,6 @@ def host_links():
 def host_ip_forward():
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         return f.read().strip()
-
-
-def wait_for(what, predicate, timeout, sb=None, cluster=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    detail = ""
-    if sb is not None:
-        detail = "\nHoldReason=%s\n%s" % (sb.hold_reason(cluster) if cluster else "", sb.starter_log())
-    raise AssertionError("timed out after %ss waiting for %s%s" % (timeout, what, detail))
-
-
-def console(sb, cluster):
-    text = ""
-    for path in sorted(glob.glob(sb.path("%s/%d.0-*.log" % (CONSOLES, cluster)))):
-        with open(path, errors="replace") as f:
-            text += f.read()
-    return text
 
 
 @pytest.fixture(scope="module")
@@ -134,12 +114,82 @@ def test_published_address_is_the_dhcp_lease(net_pool):
     sb.wait_job(cluster, ("removed",), timeout=120)
 
 
+def test_api_launch_with_user_data_and_key_shows_the_address(net_pool):
+    """The issue's "done when", through the API: a user adds an SSH key, launches with user data and that key; the
+    guest reads both from its seed, gets an address, and the API's public_addresses and condor_q show it."""
+    sb = net_pool
+    start_api(sb)
+    try:
+        blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + hashlib.sha256(b"alice's laptop").digest()
+        key = "ssh-ed25519 %s alice@laptop" % base64.b64encode(blob).decode()
+        status, _, body = http(sb, "POST", "/api/keys", "alice", data={"name": "laptop", "public_key": key})
+        assert status == 201, body
+        images = json.loads(http(sb, "GET", "/api/images", "alice")[2])["images"]
+        [image] = [i["id"] for i in images if i["name"] == "dhcp.qcow2"]
+        user_data = "#cloud-config\nruncmd:\n - echo launched through the API\n"
+        status, _, body = http(sb, "POST", "/api/instances", "alice", data={
+            "image_id": image, "hwp_id": "small", "name": "api-web", "keyname": "laptop",
+            "user_data": base64.b64encode(user_data.encode()).decode()})
+        assert status == 201, body
+        inst = json.loads(body)["instance"]
+        cluster = int(inst["id"].split("_")[-2].split(".")[0])
+        ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
+                                                                           [None])[-1], 300, sb, cluster)
+        text = console(sb, cluster)
+        seen_user_data = text.split("CONDOR-CLOUD-SEED-USER-DATA-BEGIN\n", 1)[1].split(
+            "CONDOR-CLOUD-SEED-USER-DATA-END", 1)[0]
+        assert seen_user_data.strip() == user_data.strip()
+        meta = text.split("CONDOR-CLOUD-SEED-META-DATA-BEGIN", 1)[1].split("CONDOR-CLOUD-SEED-META-DATA-END", 1)[0]
+        assert '"%s"' % key in meta and 'local-hostname: "api-web"' in meta
+        shown = wait_for("the address in the API's public_addresses", lambda: json.loads(http(
+            sb, "GET", "/api/instances/" + inst["id"], "alice")[2])["instance"]["public_addresses"], 180, sb, cluster)
+        assert shown == [{"address": ip, "type": "ipv4"}]
+        assert job_attr(sb, "%d.0" % cluster, "ChirpCloudAddress") == ip
+        print("\napi-web (%d.0): user data and key seen by the guest; address %s in the API and condor_q" % (cluster,
+                                                                                                           ip))
+        assert http(sb, "DELETE", "/api/instances/" + inst["id"], "alice")[0] == 204
+        sb.wait_job(cluster, ("removed",), timeout=120)
+    finally:
+        stop_api(sb)
+
+
+def test_bridged_instance_address_comes_from_the_neighbour_table(net_pool):
+    """CLOUD_NETWORK = bridge:br0 (the install guide's default) on a real Linux bridge: a second node, a DHCP
+    server of the site's (dnsmasq, not libvirt's), and the node learns the guest's address only by talking to it
+    (its neighbour table), which is what the update hook reads."""
+    sb = net_pool
+    sb.bridge = sb.start_bridge("br0", "10.77.0")
+    sb.add_node("brnode", extra_env={"_CONDOR_CLOUD_NETWORK": "bridge:br0"})
+    cluster = sb.submit(BY_HAND.format(disk="dhcp.qcow2").replace(
+        "queue", 'requirements = regexp("@brnode@", Name)\nqueue'))
+    jid = "%d.0" % cluster
+    ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
+                                                                       [None])[-1], 300, sb, cluster)
+    assert ip.startswith("10.77.0.")
+    assert "@brnode@" in sb.run(["condor_q", jid, "-af", "RemoteHost"]).stdout
+    [domain] = [n for n in sb.virsh("list", "--name").split() if n.endswith("_" + jid)]
+    xml = sb.virsh("dumpxml", domain)
+    assert "<interface type='bridge'>" in xml and "<source bridge='br0'/>" in xml
+    mac = re.search(r"<mac address='([0-9a-f:]+)'/>", xml).group(1)
+    neighbours = sb.run(["ip", "neigh", "show", "dev", "br0"]).stdout
+    assert re.search(r"^%s lladdr %s " % (re.escape(ip), mac), neighbours, re.M), neighbours
+    published = wait_for("ChirpCloudAddress in condor_q", lambda: (lambda out: out if out != "undefined" else None)(
+        sb.run(["condor_q", jid, "-af", "ChirpCloudAddress"]).stdout.strip()), 180, sb, cluster)
+    assert published == ip
+    assert "br0" not in host_links()
+    print("\n%s on br0: guest %s, neighbour %s -> condor_q ChirpCloudAddress %s" % (jid, ip, mac, published))
+    sb.run(["condor_rm", jid], user="alice")
+    sb.wait_job(cluster, ("removed",), timeout=120)
+
+
 def test_stop_removes_dnsmasq_bridge_and_namespace(net_pool):
     sb = net_pool
     dnsmasq = [p for p in _pids_in_root(sb.root) if open("/proc/%d/comm" % p).read().strip() == "dnsmasq"]
     assert sb.network["dnsmasq_pid"] in dnsmasq
+    if getattr(sb, "bridge", None):
+        assert sb.bridge["dnsmasq_pid"] in dnsmasq
     sb.stop()
     assert [p for p in dnsmasq if _alive(p)] == []
     assert not os.path.exists("/run/netns/" + sb.netns)
-    assert "virbr0" not in host_links()
+    assert "virbr0" not in host_links() and "br0" not in host_links()
     assert not os.path.exists(sb.rundir)

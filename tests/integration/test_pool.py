@@ -1,7 +1,6 @@
 """The node engine on a real pool: HTCondor 23.9 + condor-vm-gahp + libvirt + QEMU booting real guests, all jobs
 submitted with condor_submit and the by-hand submit description (issue "Real pool end to end", scenarios a-g)."""
 
-import glob
 import hashlib
 import json
 import os
@@ -10,13 +9,12 @@ import time
 
 import pytest
 
+from helpers import BOOTED, console, wait_for
 from sandbox import SandboxError, _pids_in_root
 
 STORE = "/var/lib/condor-cloud/shared_images"
 CACHE = "/var/lib/condor-cloud/local_cache"
 INSTANCES = "/var/lib/condor-cloud/instances"
-CONSOLES = "/var/log/condor-cloud/consoles"
-BOOTED = "CONDOR-CLOUD-GUEST-BOOTED"
 
 BY_HAND = """\
 universe = vm
@@ -49,28 +47,6 @@ def cache_entries(sb, image=None):
 def instance_dirs(sb, cluster=None):
     names = [n for n in os.listdir(sb.path(INSTANCES)) if re.match(r"\d+\.\d+-[0-9a-f]{8}$", n)]
     return sorted(n for n in names if cluster is None or n.startswith("%d." % cluster))
-
-
-def console(sb, cluster, proc=0):
-    """The serial console log(s) of the job's instance(s) (they outlive the instance)."""
-    text = ""
-    for path in sorted(glob.glob(sb.path("%s/%d.%d-*.log" % (CONSOLES, cluster, proc)))):
-        with open(path, errors="replace") as f:
-            text += f.read()
-    return text
-
-
-def wait_for(what, predicate, timeout, sb=None, cluster=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    detail = ""
-    if sb is not None:
-        detail = "\nHoldReason=%s\n%s" % (sb.hold_reason(cluster) if cluster else "", sb.starter_log())
-    raise AssertionError("timed out after %ss waiting for %s%s" % (timeout, what, detail))
 
 
 def has_vm(sb):
@@ -125,6 +101,33 @@ def test_condor_rm_removes_everything_but_the_cached_base(pool):
     wait_for("the instance directory to go", lambda: not os.path.exists(pool.path(INSTANCES + "/" + instance)), 60)
     wait_for("the domain to go", lambda: domains(pool, cluster) == [], 60)
     assert sha256(pool.path(CACHE + "/" + entry)) == base_sum
+
+
+# i. consoles: the owner reads the serial console with `condor-cloud instance console` (condor_tail through the
+# schedd and the starter), nobody else can; with vm_vnc = true the VNC server's host:port reaches condor_q.
+def test_owner_reads_the_console_and_vnc_address_is_published(pool):
+    cluster = pool.submit(BY_HAND.format(disk="sleeper.qcow2", count=1).replace("queue", "vm_vnc = true\nqueue"),
+                          user="alice")
+    jid = "%d.0" % cluster
+    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    assert pool.run(["condor_q", jid, "-af", "TransferOutput"]).stdout.strip() == "console.log"  # CloudConsole
+    read = lambda user: pool.run(["condor-cloud", "instance", "console", jid], user=user, check=False)
+    mine = wait_for("the console through condor_tail", lambda: (lambda p: p if BOOTED in p.stdout else None)(
+        read("alice")), 60, pool, cluster)
+    assert mine.returncode == 0 and "CONDOR-CLOUD-GUEST-BOOTED variant=sleep" in mine.stdout
+    assert mine.stdout in console(pool, cluster)             # the node's log, not a copy of something else
+    theirs = read("bob")
+    assert theirs.returncode == 1 and "bob is not authorized" in theirs.stderr and BOOTED not in theirs.stdout
+    # VNC: published by the update hook, and a real RFB server answers there (inside the sandbox's namespace).
+    endpoint = wait_for("ChirpCloudVNC in condor_q", lambda: (lambda v: v if v != "undefined" else None)(
+        pool.run(["condor_q", jid, "-af", "ChirpCloudVNC"]).stdout.strip()), 120, pool, cluster)
+    host, port = endpoint.rsplit(":", 1)
+    assert host == "127.0.0.1" and 5900 <= int(port) < 6000               # CLOUD_VNC_LISTEN's default
+    greeting = pool.run(["python3", "-c", "import socket; s = socket.create_connection(('%s', %s), 10); "
+                         "print(s.recv(12).decode())" % (host, port)]).stdout
+    assert greeting.startswith("RFB 003.")
+    remove_and_wait(pool, cluster)
+    assert BOOTED in console(pool, cluster)                     # the node keeps the log after the instance
 
 
 def overlay_has(path, needle):

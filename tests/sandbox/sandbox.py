@@ -410,11 +410,12 @@ class Sandbox:
         self._wait_for("libvirtd socket", lambda: os.path.exists(self.path("/run/libvirt/libvirt-sock")), 30)
         self._start("condor_master", ["/usr/sbin/condor_master", "-f"], env=self.master_env)
 
-    def add_node(self, name, timeout=120):
+    def add_node(self, name, timeout=120, extra_env=None):
         """Start a second execute node in the same root: its own condor_master + startd named `name`, with its
         own log/spool/execute dirs and its own CLOUD_IMAGE_CACHE and CLOUD_INSTANCE_DIR, configured only through
         _CONDOR_* environment variables (the hooks and the cron inherit them from its master; a separate
-        CONDOR_CONFIG would be overridden by config.d). Returns the node's cache and instance dirs."""
+        CONDOR_CONFIG would be overridden by config.d); extra_env adds more of them (e.g. {"_CONDOR_CLOUD_NETWORK":
+        "bridge:br0"}). Returns the node's cache and instance dirs."""
         base = "/var/lib/sandbox-nodes/" + name
         dirs = {k: base + "/" + k for k in ("log", "spool", "execute", "lock", "run")}
         cloud = {"cache": base + "/local_cache", "instances": base + "/instances"}
@@ -439,6 +440,7 @@ class Sandbox:
             "_CONDOR_CLOUD_IMAGE_CACHE": cloud["cache"],
             "_CONDOR_CLOUD_INSTANCE_DIR": cloud["instances"],
         })
+        env.update(extra_env or {})
         self._start("condor_master_" + name, ["/usr/sbin/condor_master", "-f"], env=env)
         self._wait_for("node %s with HasVM" % name, lambda: re.search(
             r"@%s@\S* true" % re.escape(name),
@@ -621,6 +623,32 @@ class Sandbox:
         self.state["pids"]["dnsmasq-" + name] = pid
         self._save()
         return {"bridge": bridge, "address": prefix + ".1", "dnsmasq_pid": pid}
+
+    def start_bridge(self, bridge="br0", prefix="10.77.0", timeout=30):
+        """A plain Linux bridge with a DHCP server (dnsmasq, not libvirt's) INSIDE the sandbox's network namespace:
+        the test stand-in for a site's bridged LAN (CLOUD_NETWORK = bridge:br0, as in docs/fedora_install.txt).
+        The node has an address on the bridge, as a node on a bridged LAN does; the netns has no uplink.
+        dnsmasq runs in the foreground under the sandbox's PID bookkeeping, so stop() kills it by PID; the
+        bridge dies with the namespace.  Returns {"bridge", "address", "dnsmasq_pid", "leases"}."""
+        if not self.state.get("netns"):
+            raise SandboxError("start_bridge needs the sandbox's own network namespace (netns=True)")
+        if not re.match(r"^[a-z][a-z0-9]{0,14}$", bridge) or not re.match(r"^\d{1,3}\.\d{1,3}\.\d{1,3}$", prefix):
+            raise SandboxError("bad bridge name or prefix: %r %r" % (bridge, prefix))
+        self.run(["ip", "link", "add", bridge, "type", "bridge"])
+        self.run(["ip", "addr", "add", prefix + ".1/24", "dev", bridge])
+        self.run(["ip", "link", "set", bridge, "up"])
+        leases = "/run/sandbox-dnsmasq-%s.leases" % bridge
+        p = self._start("dnsmasq-" + bridge, [
+            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces",
+            "--interface=" + bridge, "--except-interface=lo", "--dhcp-authoritative",
+            "--dhcp-range=%s.10,%s.99,255.255.255.0,1h" % (prefix, prefix), "--dhcp-leasefile=" + leases,
+            "--pid-file="])
+        self._wait_for("dnsmasq on %s" % bridge, lambda: p.poll() is not None or ":67 " in self.run(
+            ["ss", "-lunp"], check=False).stdout, timeout)
+        if p.poll() is not None:
+            raise SandboxError("dnsmasq on %s exited (%s):\n%s" % (bridge, p.returncode, open(os.path.join(
+                self.rundir, "dnsmasq-%s.out" % bridge)).read()))
+        return {"bridge": bridge, "address": prefix + ".1", "dnsmasq_pid": p.pid, "leases": leases}
 
     def network_leases(self, name="default"):
         """DHCP leases of a libvirt network: [{"mac", "ip", "hostname"}] from `virsh net-dhcp-leases`."""
