@@ -2,10 +2,10 @@
 
 On the node, libvirt's virtlogd writes the serial console to CLOUD_CONSOLE_DIR/<instance id>.log (virtlogd caps
 its size). The prepare hook creates that file first, owned by the execute account, and hard-links it into the
-job's sandbox as `console.log`. The owner then reads it from the submit side with `condor_tail <job> console.log`
-(HTCondor's STARTER_PEEK: only the job's owner, only files in the sandbox named in the job's TransferOutput, which
-the master's CloudConsole transform sets). `condor-cloud instance console` and the API's console link do exactly
-that.
+job's sandbox as `console.log`. The owner then reads it from the submit side with `condor_tail <job>` (HTCondor's
+STARTER_PEEK: only the job's owner, only the job's output file in its sandbox, which the master's CloudConsole
+transform sets to console.log for VM jobs, with TransferOut = false). `condor-cloud instance console` and the
+API's console link do exactly that.
 """
 
 import errno
@@ -52,8 +52,7 @@ def prepare(console_dir, instance_id, scratch_dir):
 
 
 def _placeholder(scratch_dir, why):
-    """A console.log that says why the real log cannot be read from here (so that reading it explains, and
-    HTCondor always finds the file the job names in TransferOutput)."""
+    """A console.log that says why the real log cannot be read from here (so that condor_tail explains it)."""
     if scratch_dir:
         try:
             with open(os.path.join(scratch_dir, SANDBOX_NAME), "x") as f:
@@ -79,7 +78,7 @@ def tail(cluster, proc, max_bytes=DEFAULT_BYTES, condor_tail="condor_tail", time
     condor_tail as the calling account, which must own the job. Raises CloudError with condor_tail's reason."""
     if not isinstance(max_bytes, int) or not 1 <= max_bytes <= MAX_BYTES:
         raise CloudError("the console can be read 1 to %d bytes at a time" % MAX_BYTES, errors.BAD_REQUEST)
-    argv = [condor_tail, "-no-stdout", "-maxbytes", str(max_bytes), _job_id(cluster, proc), SANDBOX_NAME]
+    argv = [condor_tail, "-maxbytes", str(max_bytes), _job_id(cluster, proc)]   # the job's Out: console.log
     try:
         p = run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     except FileNotFoundError:

@@ -259,7 +259,6 @@ class CloudJobs:
             "request_cpus": str(int(profile.cpus)),
             "vm_disk": "%s:vda:w" % image,
             "vm_no_output_vm": "true",
-            "transfer_output_files": consoles.SANDBOX_NAME,   # lets the owner read it with condor_tail
             "executable": name,
             "+CloudOwner": classad_string(owner),
             "+CloudProfile": classad_string(profile.id),

@@ -172,6 +172,10 @@ def test_browser_launch_running_destroy(pool):
             form = [f for f in browser.find_elements(By.CSS_SELECTOR, "form.launch") if "sleep.qcow2" in f.text][0]
             form.find_element(By.NAME, "name").send_keys("browser-test")
             form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            # The click only starts the navigation: wait for the instance's page before reading it.
+            end = time.time() + 30
+            while time.time() < end and not browser.find_elements(By.ID, "state"):
+                time.sleep(0.2)
             end = time.time() + 240
             while time.time() < end:
                 state = browser.find_element(By.ID, "state").text
@@ -181,8 +185,11 @@ def test_browser_launch_running_destroy(pool):
                 browser.refresh()
             assert browser.find_element(By.ID, "state").text == "RUNNING"
             instance_url = browser.current_url
-            # The console link shows the guest's serial console as text.
-            browser.find_element(By.ID, "console").click()
+            # The console link shows the guest's serial console as text (get() waits for the page; a click would
+            # not, and a refresh could reload the instance's page instead).
+            console_url = browser.find_element(By.ID, "console").get_attribute("href")
+            assert console_url == instance_url + "/console"
+            browser.get(console_url)
             end = time.time() + 120
             while time.time() < end and "CONDOR-CLOUD-GUEST-BOOTED" not in browser.find_element(By.TAG_NAME,
                                                                                                   "body").text:

@@ -110,7 +110,7 @@ def test_owner_reads_the_console_and_vnc_address_is_published(pool):
                           user="alice")
     jid = "%d.0" % cluster
     wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
-    assert pool.run(["condor_q", jid, "-af", "TransferOutput"]).stdout.strip() == "console.log"  # CloudConsole
+    assert pool.run(["condor_q", jid, "-af", "Out", "TransferOut"]).stdout.split() == ["console.log", "false"]
     read = lambda user: pool.run(["condor-cloud", "instance", "console", jid], user=user, check=False)
     mine = wait_for("the console through condor_tail", lambda: (lambda p: p if BOOTED in p.stdout else None)(
         read("alice")), 60, pool, cluster)

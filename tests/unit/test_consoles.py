@@ -101,10 +101,10 @@ class FakeRun:
         return self.result
 
 
-def test_tail_asks_condor_tail_for_console_log_only():
+def test_tail_asks_condor_tail_for_the_jobs_output_file_only():
     run = FakeRun(stdout="boot ok \xe9\n".encode("latin-1"))
     assert consoles.tail(12, 0, 4096, run=run) == "boot ok \ufffd\n"
-    assert run.calls == [["condor_tail", "-no-stdout", "-maxbytes", "4096", "12.0", "console.log"]]
+    assert run.calls == [["condor_tail", "-maxbytes", "4096", "12.0"]]
 
 
 def test_tail_reports_condor_tails_reason():

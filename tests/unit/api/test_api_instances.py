@@ -30,8 +30,7 @@ def test_create_submits_the_by_hand_job(env):
     (sub,) = env.schedd.submitted
     assert sub == {
         "universe": "vm", "vm_type": "kvm", "vm_memory": "1024", "vm_vcpus": "2", "request_cpus": "2",
-        "vm_disk": "demo.qcow2:vda:w", "vm_no_output_vm": "true", "transfer_output_files": "console.log",
-        "executable": "web1",
+        "vm_disk": "demo.qcow2:vda:w", "vm_no_output_vm": "true", "executable": "web1",
         "MY.CloudOwner": '"alice"', "MY.CloudProfile": '"medium"', "MY.CloudImage": '"demo.qcow2"',
         "MY.CloudName": '"web1"'}
 
