@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from . import errors
 from .errors import CloudError, shown
+from .libvirt_ro import read_only
 
 LEASE_DIR = "/var/lib/libvirt/dnsmasq"
 PROC_ARP = "/proc/net/arp"
@@ -181,20 +182,11 @@ def lease_file_entries(lease_dir=LEASE_DIR, bridge=None):
 
 def libvirt_lease_entries(network_name, mac=None, uri="qemu:///system"):
     """Leases from libvirt-python, or None when libvirt-python or the daemon cannot be used."""
-    try:
-        import libvirt
-    except ImportError:
-        return None
-    conn = None
-    try:
-        conn = libvirt.openReadOnly(uri)
+    def leases(conn):
         network = conn.networkLookupByName(network_name)
         return parse_libvirt_leases(network.DHCPLeases(mac) if mac else network.DHCPLeases())
-    except libvirt.libvirtError:
-        return None
-    finally:
-        if conn is not None:
-            conn.close()
+
+    return read_only(uri, leases)
 
 
 def neighbour_entries(device=None, run=subprocess.run, proc_arp=PROC_ARP):

@@ -10,6 +10,8 @@ a loopback address that is reachable only on the node (e.g. through an SSH tunne
 import ipaddress
 import xml.etree.ElementTree as ET
 
+from .libvirt_ro import read_only
+
 ATTR_VNC = "ChirpCloudVNC"
 _WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -51,19 +53,7 @@ def endpoint(listen, port, node_name):
 
 def live_xml(domain_uuid, uri="qemu:///system"):
     """The running domain's XML, or None when libvirt-python, the daemon or the domain is not there."""
-    try:
-        import libvirt
-    except ImportError:
-        return None
-    conn = None
-    try:
-        conn = libvirt.openReadOnly(uri)
-        return conn.lookupByUUIDString(domain_uuid).XMLDesc(0)
-    except libvirt.libvirtError:
-        return None
-    finally:
-        if conn is not None:
-            conn.close()
+    return read_only(uri, lambda conn: conn.lookupByUUIDString(domain_uuid).XMLDesc(0))
 
 
 def vnc_attrs(domain_uuid, node_name, uri="qemu:///system", read_xml=live_xml):

@@ -12,6 +12,8 @@ import pytest
 from condor_cloud import errors, keys, seed
 from condor_cloud.errors import CloudError
 
+from support import ECDSA, ED25519, RSA, SCRIPT
+
 try:
     import pycdlib
 except ImportError:        # the validation tests still run; tests/requirements.txt installs it for `make check`
@@ -21,13 +23,6 @@ needs_pycdlib = pytest.mark.skipif(pycdlib is None, reason="pycdlib is not insta
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "seed")
 REGENERATE = os.environ.get("CLOUD_REGENERATE_GOLDENS") == "1"
 ID = "12.0-0a1b2c3d"
-ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org"
-RSA = ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDht5rSVgmAmCYI+GJpn9KMPr7JrvY/3lIJz4zEJ8IKNU9PQ0K58ClxUtgO5lYF"
-       "9uWtIz48I7K04uBPauLd0/i6e3X8h5L4QgGgRXWraFGgeqgq1UzRIxeCKSWXt9q+E7wncdMOa/NkVXfAImJNvgg9rRqvx09s96uX"
-       "sz0CJkXjYDgbz770p0PeDgS8BdmvitC8lfATQLn5kURKgAIOgJy0dxmIDEi4EMCsK0LbFlu0J7+T9POMvBQNThzyl58JRdSfxHBS"
-       "4++YgBqt8bw0N2a2nR43oYODkZjaTQnzat/z6/m87bSsbK+KpK20o0MIJvsRIfbnX8IAyyPeYtHID9eF bob@example.org")
-ECDSA = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBNUkdayDt35W5yccWSmrxQ/YhlJxOZPxEVOyh9lUkujYS2YuKvYz2l4b8M3Gp1b46SXAPmV5YqD5oFy7VHPLlOU= carol"
-SCRIPT = b"#!/bin/sh\necho \"hello from $(hostname)\" > /dev/console\n"
 MAC = "52:54:00:3e:8b:1c"
 # gzip of b"#cloud-config\nruncmd: [true]\n", as bytes: zlib builds (zlib-ng on Fedora) compress differently.
 GZIPPED = base64.b64decode("H4sIAAAAAAACA1NOzskvTdFNzs9Ly0znKirNS85NsVKILikqTY3lAgDQ7QL2HQAAAA==")

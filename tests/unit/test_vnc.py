@@ -90,3 +90,34 @@ def test_update_hook_publishes_vnc_only_for_vnc_jobs_and_only_when_changed(cloud
     assert published == [{"ChirpCloudVNC": "node1.example.org:5908"}]
     published.clear()
     assert run(JobVMVNCConsole="true", ChirpCloudVNC='"node1.example.org:5908"') == 0 and published == []
+
+
+def test_read_only_connection_is_closed_and_failures_are_none(monkeypatch):
+    import sys
+    import types
+
+    from condor_cloud.libvirt_ro import read_only
+
+    closed = []
+
+    class Conn:
+        def close(self):
+            closed.append(True)
+
+    fake = types.ModuleType("libvirt")
+
+    class libvirtError(Exception):
+        pass
+
+    fake.libvirtError = libvirtError
+    fake.openReadOnly = lambda uri: Conn() if uri == "qemu:///system" else (_ for _ in ()).throw(libvirtError(uri))
+    monkeypatch.setitem(sys.modules, "libvirt", fake)
+    assert read_only("qemu:///system", lambda conn: "xml") == "xml" and closed == [True]
+
+    def missing(conn):
+        raise libvirtError("no domain with matching uuid")
+
+    assert read_only("qemu:///system", missing) is None and closed == [True, True]
+    assert read_only("qemu:///nowhere", lambda conn: "xml") is None          # daemon not reachable
+    monkeypatch.setitem(sys.modules, "libvirt", None)                        # libvirt-python not installed
+    assert read_only("qemu:///system", lambda conn: "xml") is None
