@@ -19,6 +19,12 @@ PASSWORDS = {"alice": "alice-api-password", "bob": "bob-api-password", "ops": "o
 CLONE_NEWNET = 0x40000000
 
 
+def by_hand(disk, count=1, extra=()):
+    """The by-hand submit description of docs/SUBMIT.txt for image disk, with extra submit lines."""
+    return ("universe = vm\nvm_type = kvm\nexecutable = my-instance\nvm_memory = 256\nvm_disk = %s:vda:w\n"
+            "vm_no_output_vm = true\n%squeue %d\n" % (disk, "".join(line + "\n" for line in extra), count))
+
+
 def console(sb, cluster, proc=0):
     """The serial console log(s) of a job's instance on its node (CLOUD_CONSOLE_DIR; they outlive the instance)."""
     text = ""
@@ -119,31 +125,8 @@ def wait_state(sb, user, instance_id, states, timeout=240):
 
 
 def start_api(sb):
-    """Start the API in the sandbox (as condor-cloud-api, PID recorded so stop() kills it) with the users of
-    PASSWORDS (ops is an admin); wait until it answers."""
-    if sb.run(["getent", "passwd", "condor-cloud-api"], check=False).returncode != 0:
-        sb.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                "condor-cloud-api"])
-    sb.run(["mkdir", "-p", "/etc/condor-cloud", "/var/lib/condor-cloud/keys"])
-    sb.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
-    for name, password in PASSWORDS.items():
-        args = ["python3", "-m", "condor_cloud.cli", "user", "add", name, "--password-stdin"]
-        if name == "ops":
-            args.append("--admin")
-        sb.run(args, input=password + "\n")
-    sb.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
-    sb._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
-                                   "condor_cloud.api.server"],
-              env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % PORT})
-    end = time.time() + 60
-    while time.time() < end:
-        try:
-            if http(sb, "GET", "/api")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the API did not start:\n" + open(os.path.join(sb.rundir, "condor-cloud-api.out")).read())
+    """The API in the sandbox with the users of PASSWORDS (ops is an admin)."""
+    sb.start_api(PASSWORDS, admins=("ops",), port=PORT)
 
 
 def stop_api(sb):

@@ -19,23 +19,13 @@ import subprocess
 
 import pytest
 
-from helpers import console, http, job_attr, start_api, stop_api, wait_for
+from helpers import by_hand, console, http, job_attr, start_api, stop_api, wait_for
 from sandbox import Sandbox, _alive, _pids_in_root
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 GUEST_IP = re.compile(r"CONDOR-CLOUD-GUEST-IP (\d+\.\d+\.\d+\.\d+)")
 NAME = "net"
-
-BY_HAND = """\
-universe = vm
-vm_type = kvm
-executable = my-instance
-vm_memory = 256
-vm_disk = {disk}:vda:w
-vm_no_output_vm = true
-queue
-"""
 
 
 def host_links():
@@ -88,7 +78,7 @@ def test_network_lives_only_in_the_sandbox_namespace(net_pool):
 
 def test_published_address_is_the_dhcp_lease(net_pool):
     sb = net_pool
-    cluster = sb.submit(BY_HAND.format(disk="dhcp.qcow2"))
+    cluster = sb.submit(by_hand("dhcp.qcow2"))
     jid = "%d.0" % cluster
     ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
                                                                        [None])[-1], 300, sb, cluster)
@@ -160,8 +150,7 @@ def test_bridged_instance_address_comes_from_the_neighbour_table(net_pool):
     sb = net_pool
     sb.bridge = sb.start_bridge("br0", "10.77.0")
     sb.add_node("brnode", extra_env={"_CONDOR_CLOUD_NETWORK": "bridge:br0"})
-    cluster = sb.submit(BY_HAND.format(disk="dhcp.qcow2").replace(
-        "queue", 'requirements = regexp("@brnode@", Name)\nqueue'))
+    cluster = sb.submit(by_hand("dhcp.qcow2", extra=['requirements = regexp("@brnode@", Name)']))
     jid = "%d.0" % cluster
     ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
                                                                        [None])[-1], 300, sb, cluster)

@@ -9,26 +9,16 @@ import time
 
 import pytest
 
-from helpers import BOOTED, console, wait_for
+from helpers import BOOTED, by_hand, console, wait_for
 from sandbox import SandboxError, _pids_in_root
 
 STORE = "/var/lib/condor-cloud/shared_images"
 CACHE = "/var/lib/condor-cloud/local_cache"
 INSTANCES = "/var/lib/condor-cloud/instances"
 
-BY_HAND = """\
-universe = vm
-vm_type = kvm
-executable = my-instance
-vm_memory = 256
-vm_disk = {disk}:vda:w
-vm_no_output_vm = true
-queue {count}
-"""
-
 
 def submit(sb, disk, count=1, user="alice"):
-    return sb.submit(BY_HAND.format(disk=disk, count=count), user=user)
+    return sb.submit(by_hand(disk, count), user=user)
 
 
 def sha256(path):
@@ -106,8 +96,7 @@ def test_condor_rm_removes_everything_but_the_cached_base(pool):
 # i. consoles: the owner reads the serial console with `condor-cloud instance console` (condor_tail through the
 # schedd and the starter), nobody else can; with vm_vnc = true the VNC server's host:port reaches condor_q.
 def test_owner_reads_the_console_and_vnc_address_is_published(pool):
-    cluster = pool.submit(BY_HAND.format(disk="sleeper.qcow2", count=1).replace("queue", "vm_vnc = true\nqueue"),
-                          user="alice")
+    cluster = pool.submit(by_hand("sleeper.qcow2", extra=["vm_vnc = true"]), user="alice")
     jid = "%d.0" % cluster
     wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
     assert pool.run(["condor_q", jid, "-af", "Out", "TransferOut"]).stdout.split() == ["console.log", "false"]
@@ -298,10 +287,10 @@ def _cached_on(sb, node, image):
 def test_cache_aware_placement_on_two_nodes(pool, test_images):
     node2 = pool.add_node("node2")
     first_node_of = {"here2.qcow2": "node2", "here1.qcow2": "node1"}
-    only = {"node2": 'requirements = regexp("@node2@", Name)\n', "node1": 'requirements = !regexp("@node2@", Name)\n'}
+    only = {"node2": 'requirements = regexp("@node2@", Name)', "node1": 'requirements = !regexp("@node2@", Name)'}
     for image, node in first_node_of.items():
         pool.put_image(image, test_images["poweroff"])
-        text = BY_HAND.format(disk=image, count=1).replace("queue", only[node] + "queue")
+        text = by_hand(image, extra=[only[node]])
         first = pool.submit(text, user="alice")
         pool.wait_job(first, ("completed",), timeout=300)
         assert _ran_on(pool, first) == node

@@ -41,25 +41,6 @@ def say(text=""):
     print(text, flush=True)
 
 
-def start_api(sb, password):
-    sb.run(["sh", "-c", "getent passwd condor-cloud-api >/dev/null || useradd --system --user-group "
-            "--no-create-home --shell /usr/sbin/nologin condor-cloud-api"])
-    sb.run(["mkdir", "-p", "/etc/condor-cloud", "/var/lib/condor-cloud/keys"])
-    sb.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
-    sb.run(["python3", "-m", "condor_cloud.cli", "user", "add", "demo", "--password-stdin"], input=password + "\n")
-    sb.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
-    sb._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
-                                   "condor_cloud.api.server"],
-              env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % PORT})
-    end = time.time() + 60
-    while time.time() < end:
-        if sb.run(["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:%d/api')" % PORT],
-                  check=False).returncode == 0:
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def up():
     image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "sleep"], check=True,
                            stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
@@ -96,11 +77,12 @@ def up():
         say("   overlays /var/lib/condor-cloud/instances/<id>/vda.qcow2   consoles /var/log/condor-cloud/consoles")
         say("   logs     /var/log/condor (StarterLog*, VMGahpLog*, StartLog)")
         password = secrets.token_urlsafe(12)
-        if start_api(sb, password):
+        try:
+            sb.start_api({"demo": password}, port=PORT)
             say("\n== API and browser pages: http://127.0.0.1:%d/api   user: demo   password: %s" % (PORT, password))
             say("   curl -u demo:%s http://127.0.0.1:%d/api/instances?format=json" % (password, PORT))
-        else:
-            say("\n== the API did not start; see %s/condor-cloud-api.out" % sb.rundir)
+        except SandboxError as exc:
+            say("\n== the API did not start: %s" % exc)
         say("\n== a shell in the sandbox: python3 tests/sandbox/sandbox.py shell --name %s --no-netns" % NAME)
         say("== stop everything: make demo-stop")
     except BaseException:

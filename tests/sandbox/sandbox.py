@@ -650,6 +650,30 @@ class Sandbox:
                 self.rundir, "dnsmasq-%s.out" % bridge)).read()))
         return {"bridge": bridge, "address": prefix + ".1", "dnsmasq_pid": p.pid, "leases": leases}
 
+    def start_api(self, passwords, admins=(), port=3002, timeout=60):
+        """Start the API (condor_cloud.api.server under gunicorn) in the sandbox as the account condor-cloud-api,
+        on 127.0.0.1:port of the sandbox's namespace, with the users of passwords ({name: password}; those in
+        admins get the admin role); its PID is recorded, so stop() kills it. Waits until it answers."""
+        if self.run(["getent", "passwd", "condor-cloud-api"], check=False).returncode != 0:
+            self.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                      "condor-cloud-api"])
+        self.run(["mkdir", "-p", "/etc/condor-cloud", "/var/lib/condor-cloud/keys"])
+        self.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
+        for name, password in passwords.items():
+            self.run(["python3", "-m", "condor_cloud.cli", "user", "add", name, "--password-stdin"]
+                     + (["--admin"] if name in admins else []), input=password + "\n")
+        self.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
+        p = self._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
+                                             "condor_cloud.api.server"],
+                        env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % port})
+        probe = "import urllib.request as u; u.urlopen('http://127.0.0.1:%d/api', timeout=5)" % port
+        self._wait_for("the API on port %d" % port, lambda: p.poll() is not None or self.run(
+            ["python3", "-c", probe], check=False).returncode == 0, timeout)
+        if p.poll() is not None:
+            raise SandboxError("the API exited (%s):\n%s" % (p.returncode, open(os.path.join(
+                self.rundir, "condor-cloud-api.out"), errors="replace").read()[-3000:]))
+        return p.pid
+
     def network_leases(self, name="default"):
         """DHCP leases of a libvirt network: [{"mac", "ip", "hostname"}] from `virsh net-dhcp-leases`."""
         out = self.virsh("net-dhcp-leases", name)
