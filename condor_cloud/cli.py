@@ -20,6 +20,7 @@ import click
 from . import errors, images, qemuimg
 from .errors import CloudError, shown
 from .cache import fsync_dir
+from .consoles import DEFAULT_BYTES, MAX_BYTES
 
 CHUNK = 4 << 20
 
@@ -328,7 +329,7 @@ def instance_destroy(instance_id, as_json):
 
 @instance_group.command("console")
 @click.argument("instance_id")
-@click.option("--bytes", "max_bytes", type=click.IntRange(1, 1 << 20), default=16 << 10, show_default=True,
+@click.option("--bytes", "max_bytes", type=click.IntRange(1, MAX_BYTES), default=DEFAULT_BYTES, show_default=True,
               help="How much of the end of the console log to show.")
 @click.option("--raw", is_flag=True, help="Keep escape sequences and control characters (default: removed).")
 def instance_console(instance_id, max_bytes, raw):
@@ -343,13 +344,10 @@ def instance_console(instance_id, max_bytes, raw):
     with _errors():
         m = re.fullmatch(r"([0-9]{1,10})\.([0-9]{1,10})", instance_id)
         if m:
-            cluster, proc = int(m.group(1)), int(m.group(2))
+            text = tail(int(m.group(1)), int(m.group(2)), max_bytes)
         else:
-            info = _jobs().get(instance_id)
-            if info.state != "RUNNING":
-                _fail("instance %s is %s: its console can be read only while it runs" % (instance_id, info.state))
-            cluster, proc = info.cluster, info.proc
-        text = tail(cluster, proc, max_bytes)
+            jobs = _jobs()
+            text = jobs.console(jobs.get(instance_id), max_bytes)
     # color=True: click would otherwise strip escape sequences itself when the output is not a terminal.
     click.echo(text if raw else clean(text), nl=False, color=True if raw else None)
 

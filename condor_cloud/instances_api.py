@@ -286,7 +286,11 @@ class CloudJobs:
         raise BackendError("the schedd accepted job %d.0 but does not show it" % cluster)
 
     def console(self, info, max_bytes):
-        """The end of a running instance's console log, read with condor_tail as this process's account."""
+        """The end of a running instance's console log, read with condor_tail as this process's account;
+        InstanceStateError when it does not run."""
+        if info.state != RUNNING:
+            raise InstanceStateError("instance %s is %s: its console can be read only while it runs"
+                                     % (info.id, info.state))
         return consoles.tail(info.cluster, info.proc, max_bytes)
 
     def remove(self, info, reason):

@@ -289,11 +289,10 @@ def instance_console(instance_id):
         max_bytes = 0
     if not 1 <= max_bytes <= MAX_BYTES:
         raise ApiError(400, "bytes must be a number from 1 to %d" % MAX_BYTES)
-    if info.state != "RUNNING":
-        raise ApiError(409, "instance %s is %s: its console can be read only while it runs" % (instance_id,
-                                                                                              info.state))
     try:
         text = _ctx()["jobs"].console(info, max_bytes)
+    except InstanceStateError as exc:
+        raise ApiError(409, str(exc)) from None
     except CloudError as exc:
         raise ApiError(502, str(exc)) from None
     resp = Response(clean(text).encode("utf-8"), content_type="text/plain; charset=utf-8")
