@@ -167,6 +167,8 @@ install-master: install-common
 	@: owner condor-cloud-api comes from the RPM or from systemd-tmpfiles --create
 	$(INSTALL) -d -m 0750 $(DESTDIR)$(STATEDIR)/keys
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/condor-cloud
+	@: directory of the API TLS certificate and key, which are made on the host by condor-cloud api-cert create
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/condor-cloud/tls
 
 install-node: install-common
 	$(call install_config,config.d/30condor_cloud_node.config)
@@ -182,7 +184,7 @@ install-node: install-common
 	# Owners (condor-cloud:condor-cloud) come from the RPM's %attr or from systemd-tmpfiles --create.
 	$(INSTALL) -d -m 2775 $(DESTDIR)$(STATEDIR)/local_cache
 	$(INSTALL) -d -m 2771 $(DESTDIR)$(STATEDIR)/instances
-	$(INSTALL) -d -m 2775 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles
+	$(INSTALL) -d -m 2750 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles
 
 # Benchmarks (issue 7): measurements, not tests. Writes docs/PERFORMANCE.md in about 15 minutes, the real-pool
 # parts (4, 5) included; root (it loop-mounts an XFS image for the reflink figures). BENCH_ARGS= skips the pool.

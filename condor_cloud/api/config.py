@@ -1,8 +1,11 @@
 """Settings of the API and the CLI: HTCondor configuration knobs named CLOUD_API_*, read with htcondor2.param
 (like condor_cloud.config; CONDOR_CONFIG or _CONDOR_<KNOB> in the environment redirect them).
 
-Knobs (defaults in DEFAULTS):
+Knobs (defaults in DEFAULTS, the one place they live; config.d/25condor_cloud_api.config shows the same values):
   CLOUD_API_LISTEN            address:port gunicorn binds (default 0.0.0.0:3002; the Deltacloud port)
+  CLOUD_API_TLS_CERT          the server's certificate (PEM; `condor-cloud api-cert create` makes one)
+  CLOUD_API_TLS_KEY           its private key (PEM, readable by the API's account only)
+  CLOUD_API_PLAIN_HTTP        true: serve plain HTTP instead of HTTPS (for a TLS front end on this host); false
   CLOUD_API_WORKERS           gunicorn worker processes
   CLOUD_API_USERS             the user file (condor_cloud.users)
   CLOUD_API_KEYS_DIR          per-user SSH public keys (condor_cloud.keys)
@@ -10,8 +13,11 @@ Knobs (defaults in DEFAULTS):
   CLOUD_API_MAX_USER_DATA     largest user_data, in bytes after base64 decoding
   CLOUD_API_REALM             the HTTP Basic realm shown by browsers
   CLOUD_API_SCHEDD            the schedd to submit to (empty: the local one)
+  CLOUD_API_ACCOUNT           the account the API runs as: the Owner of the jobs it launches for its users (the
+                              schedd lets only this account set Cloud* attributes; 20condor_cloud_master.config)
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Tuple
@@ -25,6 +31,9 @@ API_VERSION = "1.1.3"
 
 DEFAULTS = {
     "CLOUD_API_LISTEN": "0.0.0.0:3002",
+    "CLOUD_API_TLS_CERT": "/etc/condor-cloud/tls/api.crt",
+    "CLOUD_API_TLS_KEY": "/etc/condor-cloud/tls/api.key",
+    "CLOUD_API_PLAIN_HTTP": "false",
     "CLOUD_API_WORKERS": "2",
     "CLOUD_API_USERS": "/etc/condor-cloud/users",
     "CLOUD_API_KEYS_DIR": "/var/lib/condor-cloud/keys",
@@ -32,6 +41,7 @@ DEFAULTS = {
     "CLOUD_API_MAX_USER_DATA": "16384",
     "CLOUD_API_REALM": "Condor Cloud",
     "CLOUD_API_SCHEDD": "",
+    "CLOUD_API_ACCOUNT": "condor-cloud-api",
 }
 
 _PROFILE_RE = re.compile(r"([a-z0-9][a-z0-9_.-]{0,31}):([0-9]{1,7}):([0-9]{1,3})(?::([0-9]{1,6}))?")
@@ -60,6 +70,26 @@ def parse_listen(text):
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+_BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def parse_bool(name, text):
+    value = _BOOLEANS.get(str(text).strip().lower())
+    if value is None:
+        raise CloudError("configuration knob %s must be true or false, not %s" % (name, shown(text)))
+    return value
+
+
+def is_loopback(host):
+    """True for an address only this host can reach (127.0.0.0/8, ::1, localhost); False for wildcards and names."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     image_store: str
@@ -75,6 +105,14 @@ class ApiSettings:
     image_cache: str = "/var/lib/condor-cloud/local_cache"
     instance_dir: str = "/var/lib/condor-cloud/instances"
     cache_max_size: int = 0
+    tls_cert: str = DEFAULTS["CLOUD_API_TLS_CERT"]
+    tls_key: str = DEFAULTS["CLOUD_API_TLS_KEY"]
+    plain_http: bool = False
+    api_account: str = DEFAULTS["CLOUD_API_ACCOUNT"]
+
+    @property
+    def scheme(self):
+        return "http" if self.plain_http else "https"
 
     def profile(self, profile_id):
         for p in self.profiles:
@@ -101,6 +139,15 @@ def _int(name, low=0):
     return value
 
 
+def load_tls_paths():
+    """(certificate, key) paths: what `condor-cloud api-cert` needs, without the rest of the settings."""
+    return _param("CLOUD_API_TLS_CERT"), _param("CLOUD_API_TLS_KEY")
+
+
+def load_listen():
+    return parse_listen(_param("CLOUD_API_LISTEN"))
+
+
 def load_api_settings(reload=False):
     base = cloud_config.load_settings(reload=reload)
     realm = _param("CLOUD_API_REALM")
@@ -108,7 +155,7 @@ def load_api_settings(reload=False):
         raise CloudError("CLOUD_API_REALM may only contain letters, digits, spaces and ._-", errors.INTERNAL)
     return ApiSettings(
         image_store=base.image_store,
-        listen=parse_listen(_param("CLOUD_API_LISTEN")),
+        listen=load_listen(),
         workers=_int("CLOUD_API_WORKERS", 1),
         users_file=_param("CLOUD_API_USERS"),
         keys_dir=_param("CLOUD_API_KEYS_DIR"),
@@ -120,4 +167,14 @@ def load_api_settings(reload=False):
         image_cache=base.image_cache,
         instance_dir=base.instance_dir,
         cache_max_size=base.cache_max_size,
+        tls_cert=_param("CLOUD_API_TLS_CERT"),
+        tls_key=_param("CLOUD_API_TLS_KEY"),
+        plain_http=parse_bool("CLOUD_API_PLAIN_HTTP", _param("CLOUD_API_PLAIN_HTTP")),
+        api_account=_account(_param("CLOUD_API_ACCOUNT")),
     )
+
+
+def _account(name):
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", name):
+        raise CloudError("CLOUD_API_ACCOUNT %s is not an account name" % shown(name), errors.INTERNAL)
+    return name

@@ -4,14 +4,24 @@ arguments:        none (all settings are CLOUD_API_* HTCondor knobs; see condor_
 standard input:   not read
 standard output:  gunicorn's access log (the journal under systemd); errors go to standard error
 user:             a dedicated non-root account (the schedd refuses jobs owned by root); the unit uses
-                  condor-cloud-api, which must be able to read CLOUD_API_USERS and write CLOUD_API_KEYS_DIR
-exit status:      0 on a clean stop; 1 on a configuration error; gunicorn's own codes otherwise
+                  condor-cloud-api, which must be able to read CLOUD_API_USERS, CLOUD_API_TLS_KEY and write
+                  CLOUD_API_KEYS_DIR
+exit status:      0 on a clean stop; 1 on a configuration error (e.g. no readable certificate or key: the message
+                  names `condor-cloud api-cert create`); gunicorn's own codes otherwise
+
+HTTPS by default, with gunicorn's own TLS (its sync workers wrap each accepted connection): TLS 1.2 or newer, the
+ciphers of Python's default server context (on EL9 the system-wide crypto policy). Plain HTTP only with
+CLOUD_API_PLAIN_HTTP = true, for a TLS front end on this host (then listen on 127.0.0.1; a non-loopback address
+is served but logged as a warning, because passwords would cross the network in clear).
 """
 
 import logging
+import ssl
 import sys
 
 from ..errors import CloudError
+
+log = logging.getLogger("condor_cloud.api.server")
 
 
 def main(argv=None):
@@ -20,6 +30,7 @@ def main(argv=None):
 
     try:
         settings = load_api_settings()
+        options = gunicorn_tls_options(settings)
     except CloudError as exc:
         print("condor-cloud-api: %s" % exc, file=sys.stderr)
         return 1
@@ -43,12 +54,66 @@ def main(argv=None):
             self.cfg.set("proc_name", "condor-cloud-api")
             # Launching waits for the schedd; give it time but never hang a worker forever.
             self.cfg.set("timeout", 120)
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
         def load(self):
             return app
 
+    _announce(settings)
     Server().run()
     return 0
+
+
+def modern_tls(config, default_ssl_context_factory):
+    """gunicorn's ssl_context hook (gunicorn >= 21): its default context, never below TLS 1.2."""
+    context = default_ssl_context_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def gunicorn_tls_options(settings):
+    """gunicorn settings for settings' scheme; raises CloudError when HTTPS is on and the certificate and key are
+    not a readable pair (so the server refuses to start instead of failing every connection)."""
+    if settings.plain_http:
+        return {}
+    from .tls import check_pair
+
+    check_pair(settings.tls_cert, settings.tls_key)
+    return {
+        "certfile": settings.tls_cert,
+        "keyfile": settings.tls_key,
+        "ssl_context": modern_tls,
+        # No proxy sits in front of gunicorn's own TLS: never let a (loopback) client's X-Forwarded-Proto turn
+        # the request's scheme into http (the app marks its cookies Secure by the scheme).
+        "forwarded_allow_ips": "",
+    }
+
+
+def _announce(settings):
+    from .config import is_loopback
+
+    host, port = settings.listen
+    url = "%s://%s:%d/api" % (settings.scheme, "[%s]" % host if ":" in host else host, port)
+    if settings.plain_http:
+        if is_loopback(host):
+            log.info("serving plain HTTP on %s (CLOUD_API_PLAIN_HTTP = true; for a TLS front end)", url)
+        else:
+            log.warning("serving plain HTTP on %s (CLOUD_API_PLAIN_HTTP = true): passwords and user data cross the "
+                        "network in clear; listen on 127.0.0.1 behind a TLS front end, or serve HTTPS", url)
+        return
+    from .tls import describe
+
+    try:
+        info = describe(settings.tls_cert)
+    except CloudError as exc:  # python3-cryptography missing: the server itself does not need it
+        log.info("serving HTTPS on %s with %s (%s)", url, settings.tls_cert, exc)
+        return
+    log.info("serving HTTPS on %s; certificate %s, SHA-256 fingerprint %s, public key pin sha256//%s, valid "
+             "until %s", url, info.path, info.sha256, info.spki_sha256, info.not_after)
+    if info.expired:
+        log.warning("the API's TLS certificate %s expired on %s: clients will refuse it; replace it (e.g. '%s "
+                    "--force')", info.path, info.not_after, "condor-cloud api-cert create")
 
 
 def _let_the_app_name_the_server():

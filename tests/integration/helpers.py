@@ -1,11 +1,17 @@
 """Helpers shared by the integration tests: reading a guest's console on its node, waiting for a condition with
-the pool's logs on timeout, and talking to the API from inside a sandbox's network namespace."""
+the pool's logs on timeout, and talking to the API from inside a sandbox's network namespace.
+
+The API serves HTTPS (as installed) with the self-signed certificate Sandbox.start_api made with
+`condor-cloud api-cert create`. Clients trust exactly that certificate: urllib through ssl_context(sb), requests
+(and the PyPI deltacloud client) through REQUESTS_CA_BUNDLE=ca_file(sb), Chromium through chromium_tls_flags(sb)
+(it then accepts that key only, for BASE)."""
 
 import base64
 import ctypes
 import glob
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.error
@@ -14,7 +20,7 @@ import urllib.request
 CONSOLES = "/var/log/condor-cloud/consoles"
 BOOTED = "CONDOR-CLOUD-GUEST-BOOTED"
 PORT = 3002
-BASE = "http://127.0.0.1:%d" % PORT
+BASE = "https://127.0.0.1:%d" % PORT     # the certificate names 127.0.0.1 (and localhost, the host's names)
 PASSWORDS = {"alice": "alice-api-password", "bob": "bob-api-password", "ops": "ops-api-password"}
 CLONE_NEWNET = 0x40000000
 
@@ -83,8 +89,28 @@ def in_netns(sb, fn, *args, **kwargs):
     return result["value"]
 
 
-def http(sb, method, path, user=None, data=None, accept="application/json", password=None):
-    """(status, headers, body bytes) of one request made from inside the namespace with urllib."""
+def ca_file(sb):
+    """Host path of the API's certificate: the one CA its clients trust (curl --cacert, REQUESTS_CA_BUNDLE)."""
+    return sb.state["api"]["cafile"]
+
+
+def ssl_context(sb):
+    """An ssl context for urllib that trusts the API's certificate and nothing else."""
+    return ssl.create_default_context(cafile=ca_file(sb))
+
+
+def chromium_tls_flags(sb):
+    """Chromium options that make it accept the API's certificate, by its public key's SHA-256 (any other
+    certificate still fails; checked with Chromium 156 under chromedriver)."""
+    return ["--ignore-certificate-errors-spki-list=" + sb.state["api"]["spki"]]
+
+
+def http(sb, method, path, user=None, data=None, accept="application/json", password=None, base=BASE,
+         context=None):
+    """(status, headers, body bytes) of one request made from inside the namespace with urllib, over HTTPS that
+    trusts the API's certificate (context: another ssl context)."""
+    context = context or ssl_context(sb)
+
     def call():
         body = None
         headers = {"Accept": accept}
@@ -96,9 +122,9 @@ def http(sb, method, path, user=None, data=None, accept="application/json", pass
 
             body = urlencode(data).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        req = urllib.request.Request(BASE + path, data=body, headers=headers, method=method)
+        req = urllib.request.Request(base + path, data=body, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=60, context=context) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()

@@ -4,12 +4,14 @@
 arguments:        up | down
 standard input:   not read
 standard output:  what was started, the instance's console, condor_q, virsh list, where things are, the API's
-                  URL and the demo user's password, and how to stop it
+                  HTTPS URL, its certificate (a host copy, and its SHA-256 fingerprint), a curl line that trusts
+                  it, the demo user's password, and how to stop it
 user:             root (the sandbox mounts, chroots and starts daemons)
 exit status:      0 done; 1 failure (message on standard error; everything started is stopped again)
 
-The demo sandbox uses the host's loopback (no network namespace), so the API is at http://127.0.0.1:3002/api
-for a browser or curl on this machine; its daemons keep running until `make demo-stop`.
+The demo sandbox uses the host's loopback (no network namespace), so the API is at https://127.0.0.1:3002/api
+for a browser or curl on this machine, with the self-signed certificate `condor-cloud api-cert create` made in
+the sandbox (as the installed service does at its first start); its daemons keep running until `make demo-stop`.
 """
 import glob
 import os
@@ -79,8 +81,14 @@ def up():
         password = secrets.token_urlsafe(12)
         try:
             sb.start_api({"demo": password}, port=PORT)
-            say("\n== API and browser pages: http://127.0.0.1:%d/api   user: demo   password: %s" % (PORT, password))
-            say("   curl -u demo:%s http://127.0.0.1:%d/api/instances?format=json" % (password, PORT))
+            api = sb.state["api"]
+            say("\n== API and browser pages (HTTPS): %s/api   user: demo   password: %s" % (api["url"], password))
+            say("   its certificate (self-signed, made by `condor-cloud api-cert create`): %s" % api["cafile"])
+            say("   SHA-256 fingerprint: %s" % api["sha256"])
+            say("   curl --cacert %s -u demo:%s -H 'Accept: application/json' %s/api/instances"
+                % (api["cafile"], password, api["url"]))
+            say("   a browser warns about the self-signed certificate: compare its SHA-256 fingerprint with the one "
+                "above, or start Chromium with --ignore-certificate-errors-spki-list=%s" % api["spki"])
         except SandboxError as exc:
             say("\n== the API did not start: %s" % exc)
         say("\n== a shell in the sandbox: python3 tests/sandbox/sandbox.py shell --name %s --no-netns" % NAME)

@@ -653,7 +653,13 @@ class Sandbox:
     def start_api(self, passwords, admins=(), port=3002, timeout=60):
         """Start the API (condor_cloud.api.server under gunicorn) in the sandbox as the account condor-cloud-api,
         on 127.0.0.1:port of the sandbox's namespace, with the users of passwords ({name: password}; those in
-        admins get the admin role); its PID is recorded, so stop() kills it. Waits until it answers."""
+        admins get the admin role); its PID is recorded, so stop() kills it. Waits until it answers.
+
+        It serves HTTPS, as installed, with the certificate the product's own `condor-cloud api-cert create`
+        makes for this host (names: the host's, localhost, 127.0.0.1, ::1). Records state["api"]: "url"
+        (https://127.0.0.1:port), "cafile" (a host copy of the certificate, for curl --cacert, urllib, requests),
+        "sha256" (its fingerprint) and "spki" (base64 SHA-256 of its public key, for Chromium's
+        --ignore-certificate-errors-spki-list); returns the server's PID."""
         if self.run(["getent", "passwd", "condor-cloud-api"], check=False).returncode != 0:
             self.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
                       "condor-cloud-api"])
@@ -663,15 +669,25 @@ class Sandbox:
             self.run(["python3", "-m", "condor_cloud.cli", "user", "add", name, "--password-stdin"]
                      + (["--admin"] if name in admins else []), input=password + "\n")
         self.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
+        # What the unit's ExecStartPre runs (kept if an earlier start_api made it).
+        cert = json.loads(self.run(["python3", "-m", "condor_cloud.cli", "api-cert", "create", "--if-missing",
+                                    "--json"]).stdout)
+        cafile = os.path.join(self.rundir, "api.crt")
+        shutil.copyfile(self.path(cert["certificate"]), cafile)
+        os.chmod(cafile, 0o644)
         p = self._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
                                              "condor_cloud.api.server"],
                         env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % port})
-        probe = "import urllib.request as u; u.urlopen('http://127.0.0.1:%d/api', timeout=5)" % port
+        probe = ("import ssl, urllib.request as u; u.urlopen('https://127.0.0.1:%d/api', timeout=5, "
+                 "context=ssl.create_default_context(cafile=%r))" % (port, cert["certificate"]))
         self._wait_for("the API on port %d" % port, lambda: p.poll() is not None or self.run(
             ["python3", "-c", probe], check=False).returncode == 0, timeout)
         if p.poll() is not None:
             raise SandboxError("the API exited (%s):\n%s" % (p.returncode, open(os.path.join(
                 self.rundir, "condor-cloud-api.out"), errors="replace").read()[-3000:]))
+        self.state["api"] = {"url": "https://127.0.0.1:%d" % port, "cafile": cafile,
+                             "sha256": cert["sha256_fingerprint"], "spki": cert["public_key_pin"][len("sha256//"):]}
+        self._save()
         return p.pid
 
     def network_leases(self, name="default"):
