@@ -4,15 +4,18 @@
   condor-cloud instance launch|list|show|console|destroy   instances (VM-universe jobs) through the local schedd
   condor-cloud node cache list|prune       the image cache of this execute node
   condor-cloud user add|remove|passwd|list the API's users
+  condor-cloud api-cert create|show        the API's TLS certificate
 
 Exit status: 0 success; 1 an error (message on standard error); 2 bad usage.
 """
 
 import contextlib
+import errno
 import getpass
 import hashlib
 import json
 import os
+import stat
 import sys
 
 import click
@@ -79,15 +82,33 @@ def image_list(as_json):
         click.echo("%-32s %12d  %-16s  %s" % (r["name"], r["size"], (r["sha256"] or "-")[:16], r["id"]))
 
 
-def _copy_with_progress(src_path, dst_fd, size, label):
-    """Copy src into dst_fd (holes stay holes), hashing everything; return the SHA-256 hex digest."""
+def _open_source(source):
+    """Open the file the administrator named, for reading: a regular file, not through a symbolic link
+    (O_NOFOLLOW), and never a FIFO or device (O_NONBLOCK, then fstat on the descriptor). The image is copied
+    from this descriptor, so what is checked is what is published. Returns (fd, stat)."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CloudError("%s is a symbolic link: name the image file itself (only regular files are added)"
+                             % shown(source, 200), errors.BAD_REQUEST) from None
+        raise CloudError("cannot open %s: %s" % (shown(source, 200), exc.strerror), errors.BAD_REQUEST) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CloudError("%s is not a regular file (only regular files are added)" % shown(source, 200),
+                         errors.BAD_REQUEST)
+    return fd, st
+
+
+def _copy_with_progress(src_fd, dst_fd, size, label):
+    """Copy src_fd into dst_fd (holes stay holes), hashing everything; return the SHA-256 hex digest."""
     digest = hashlib.sha256()
     zero = bytes(CHUNK)
-    with open(src_path, "rb") as src, click.progressbar(length=size, label=label, file=sys.stderr,
-                                                         show_pos=False, show_percent=True) as bar:
+    with click.progressbar(length=size, label=label, file=sys.stderr, show_pos=False, show_percent=True) as bar:
         offset = 0
         while True:
-            block = src.read(CHUNK)
+            block = os.pread(src_fd, CHUNK, offset)
             if not block:
                 break
             digest.update(block)
@@ -110,31 +131,40 @@ def _write_all(fd, data):
 
 
 def add_image(settings, source, name, replace=False, progress_label=None):
-    """Copy source into STORE/staging/, verify it with qemu-img, write IMAGE.sha256, publish by rename."""
+    """Copy the regular file source (never through a symlink) into STORE/staging/, verify it with qemu-img,
+    write IMAGE.sha256, publish by rename. Returns the SHA-256 hex digest."""
     from .api.models import store_images
     from .instances_api import image_id
 
     images.check_image_name(name)
     store = settings.image_store
-    staging = os.path.join(store, images.STAGING)
     target = os.path.join(store, name)
-    if not os.path.isfile(source):
-        raise CloudError("%s is not a regular file" % source, errors.BAD_REQUEST)
     if os.path.lexists(target) and not replace:
         raise CloudError("image %s exists already in %s (use --replace)" % (name, store), errors.BAD_REQUEST)
     for other in store_images(store).values():
         if other.name != name and image_id(other.name) == image_id(name):
             raise CloudError("image %s would have the same API id as %s (names may not differ only in case or "
                              "'.'/'-')" % (name, other.name), errors.BAD_REQUEST)
+    src_fd, src_st = _open_source(source)
+    try:
+        return _publish(settings, src_fd, src_st.st_size, name, progress_label)
+    finally:
+        os.close(src_fd)
+
+
+def _publish(settings, src_fd, size, name, progress_label):
+    """Copy from src_fd into staging/, verify, then rename image and checksum into the store."""
+    store = settings.image_store
+    staging = os.path.join(store, images.STAGING)
+    target = os.path.join(store, name)
     os.makedirs(staging, mode=0o755, exist_ok=True)
     tmp = os.path.join(staging, "%s.%d.tmp" % (name, os.getpid()))
     sidecar_tmp = tmp + images.CHECKSUM_SUFFIX
-    size = os.path.getsize(source)
     done = False
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            digest = _copy_with_progress(source, fd, size, progress_label or "copying %s" % name)
+            digest = _copy_with_progress(src_fd, fd, size, progress_label or "copying %s" % name)
         finally:
             os.close(fd)
         qemuimg.probe(settings.qemu_img, tmp, name, qemuimg.expected_format(name))
@@ -238,7 +268,7 @@ def _default_owner():
 def _jobs():
     from .instances_api import CloudJobs
 
-    return CloudJobs()
+    return CloudJobs(api_account=_settings().api_account)
 
 
 @instance_group.command("launch")
@@ -495,6 +525,87 @@ def user_list(as_json):
     else:
         for u in users:
             click.echo("%-32s %s" % (u.name, u.role))
+
+
+# -- the API's TLS certificate -------------------------------------------------------------------------
+@main_group.group("api-cert")
+def api_cert_group():
+    """The API's TLS certificate (CLOUD_API_TLS_CERT, CLOUD_API_TLS_KEY)."""
+
+
+def _print_cert(info, verb):
+    from .api.config import load_listen
+
+    with _errors():
+        port = load_listen()[1]
+    host = (info.names or info.addresses or ("HOST",))[0]
+    click.echo("%s %s" % (verb, info.path))
+    click.echo("  subject:             %s" % info.subject)
+    click.echo("  names:               %s" % (", ".join(info.names + info.addresses) or "-"))
+    click.echo("  valid until:         %s%s" % (info.not_after, "  (EXPIRED)" if info.expired else ""))
+    click.echo("  SHA-256 fingerprint: %s" % info.sha256)
+    click.echo("  public key pin:      sha256//%s" % info.spki_sha256)
+    click.echo("clients trust this file, or pin the fingerprint (curl --pinnedpubkey takes the key pin):")
+    click.echo("  curl --cacert %s -u USER https://%s:%d/api" % (info.path, host, port))
+
+
+@api_cert_group.command("create")
+@click.option("--host", "hosts", multiple=True, metavar="NAME",
+              help="A host name clients use (repeatable; default: this host's names and localhost).")
+@click.option("--address", "addresses", multiple=True, metavar="IP",
+              help="An address clients use (repeatable; default: the loopback addresses and what the names "
+                   "resolve to).")
+@click.option("--days", type=click.IntRange(1), help="Validity in days (default 825, the longest Apple's clients "
+              "accept).")
+@click.option("--group", help="Group that may read the key (default: condor-cloud-api, the API's account).")
+@click.option("--force", is_flag=True, help="Replace an existing certificate and key.")
+@click.option("--if-missing", is_flag=True, help="Do nothing if both files exist; create them only at the default "
+              "paths (the service's first start).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def api_cert_create(hosts, addresses, days, group, force, if_missing, as_json):
+    """Create a key and a self-signed certificate for this host's API; print its fingerprints.
+
+    Run as root. Restart the API afterwards (systemctl restart condor-cloud-api) and give clients the
+    certificate file (it is their CA: curl --cacert, REQUESTS_CA_BUNDLE) or its fingerprint."""
+    from .api import tls
+    from .api.config import DEFAULTS, load_tls_paths
+
+    if force and if_missing:
+        _fail("use either --force or --if-missing")
+    with _errors():
+        cert, key = load_tls_paths()
+        if if_missing and os.path.exists(cert) and os.path.exists(key):
+            info, verb = tls.describe(cert), "kept"
+        elif if_missing and (cert, key) != (DEFAULTS["CLOUD_API_TLS_CERT"], DEFAULTS["CLOUD_API_TLS_KEY"]):
+            # The administrator named their own files: a missing one is their mistake, not a first start.
+            _fail("CLOUD_API_TLS_CERT/CLOUD_API_TLS_KEY name %s and %s, which do not both exist; not creating a "
+                  "self-signed certificate there (without --if-missing this command does)" % (cert, key))
+        else:
+            names = list(hosts) or tls.default_names()
+            ips = list(addresses) or [str(a) for a in tls.default_addresses(names)]
+            info = tls.create(cert, key, names, ips, days=days or tls.DEFAULT_DAYS, group=group or tls.API_GROUP,
+                              force=force)
+            verb = "created"
+    if as_json:
+        _print_json(dict(info.as_dict(), key=key, action=verb))
+    else:
+        _print_cert(info, verb)
+
+
+@api_cert_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def api_cert_show(as_json):
+    """Show the API's certificate: names, validity, SHA-256 fingerprint and public key pin."""
+    from .api import tls
+    from .api.config import load_tls_paths
+
+    with _errors():
+        cert, _key = load_tls_paths()
+        info = tls.describe(cert)
+    if as_json:
+        _print_json(info.as_dict())
+    else:
+        _print_cert(info, "certificate")
 
 
 def main(argv=None):

@@ -2,9 +2,11 @@
 
 On the node, libvirt's virtlogd writes the serial console to CLOUD_CONSOLE_DIR/<instance id>.log (virtlogd caps
 its size). The prepare hook creates that file first, owned by the execute account, and hard-links it into the
-job's sandbox as `console.log`. The owner then reads it from the submit side with `condor_tail <job>` (HTCondor's
-STARTER_PEEK: only the job's owner, only the job's output file in its sandbox, which the master's CloudConsole
-transform sets to console.log for VM jobs, with TransferOut = false). `condor-cloud instance console` and the
+job's sandbox as `console.log`. virtlogd runs as root and follows whatever it finds at that name, so the directory
+is writable by the execute account alone (condor-cloud, mode 2750): no other account can plant a symlink there.
+The same account prunes old logs (prune). The owner then reads it from the submit side with `condor_tail <job>`
+(HTCondor's STARTER_PEEK: only the job's owner, only the job's output file in its sandbox, which the master's
+CloudConsole transform sets to console.log for VM jobs, with TransferOut = false). `condor-cloud instance console` and the
 API's console link do exactly that.
 """
 
@@ -12,6 +14,7 @@ import errno
 import os
 import re
 import subprocess
+import time
 
 from . import errors
 from .errors import CloudError, shown
@@ -29,10 +32,12 @@ def log_path(console_dir, instance_id):
     return os.path.join(console_dir, instance_id + ".log")
 
 
-def prepare(console_dir, instance_id, scratch_dir):
+def prepare(console_dir, instance_id, scratch_dir, keep=None):
     """Create the instance's console log (mode 0640, owned by the caller) and link it into the job's sandbox as
-    console.log. Never raises: a console problem must not stop an instance. Returns a short note on what was
-    done, for the StarterLog."""
+    console.log; first prune logs not written for keep seconds (None: no pruning). Never raises: a console problem
+    must not stop an instance. Returns a short note on what was done, for the StarterLog."""
+    if keep is not None:
+        prune(console_dir, time.time(), keep)
     path = log_path(console_dir, instance_id)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
@@ -49,6 +54,32 @@ def prepare(console_dir, instance_id, scratch_dir):
         return _placeholder(scratch_dir, "its console log is kept on the node in %s, but could not be linked "
                                          "into the job's sandbox: %s" % (path, why))
     return "console log %s, linked into the sandbox as %s" % (path, SANDBOX_NAME)
+
+
+_LOG_RE = re.compile(r".+\.log(\.[0-9]{1,3})?")
+
+
+def prune(console_dir, now, keep):
+    """Remove console logs (<id>.log and virtlogd's rotated <id>.log.N) not written for keep seconds (logs outlive
+    their instance so that a failed boot can be read afterwards). Only the directory's owner can (mode 2750), so
+    the execute account prunes, from the hooks. Returns the removed names; never raises."""
+    removed = []
+    try:
+        names = os.listdir(console_dir)
+    except OSError:
+        return removed
+    for name in names:
+        if name.startswith(".") or not _LOG_RE.fullmatch(name):
+            continue
+        path = os.path.join(console_dir, name)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            if now - st.st_mtime > keep:
+                os.unlink(path)
+                removed.append(name)
+        except OSError:
+            pass
+    return removed
 
 
 def _placeholder(scratch_dir, why):

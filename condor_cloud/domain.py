@@ -46,6 +46,20 @@ class DomainParams:
     cdroms: List[Disk] = field(default_factory=list)
 
 
+# The cloud-init seed is a SATA CD-ROM; its target name must differ from every disk's (all disks are virtio, but
+# libvirt refuses two targets of one name).
+CDROM_DEVICES = ("sda", "sdb", "sdc", "sdd")
+
+
+def cdrom_device(used):
+    """The seed CD-ROM's target: the first of CDROM_DEVICES that no disk of the job uses."""
+    for device in CDROM_DEVICES:
+        if device not in used:
+            return device
+    raise CloudError("vm_disk uses %s, but the instance's cloud-init seed CD-ROM needs one of them free: name the "
+                     "disks vda, vdb, ... instead" % ", ".join(CDROM_DEVICES), errors.BAD_REQUEST)
+
+
 def parse_network(setting):
     """CLOUD_NETWORK: 'bridge:NAME', 'network:NAME', 'user' or 'none'."""
     text = (setting or "").strip()

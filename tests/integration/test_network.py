@@ -76,20 +76,31 @@ def test_network_lives_only_in_the_sandbox_namespace(net_pool):
     assert os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/" + sb.netns).st_ino
 
 
+def assert_clean_traffic(sb, live_xml, ip):
+    """The running domain's NIC carries libvirt's clean-traffic filter, libvirt's nwfilter driver has a binding for
+    its tap device, and the filter learned the guest's DHCP address: the guest may send from that address only."""
+    assert "<filterref filter='clean-traffic'>" in live_xml, live_xml
+    assert "<parameter name='CTRL_IP_LEARNING' value='dhcp'/>" in live_xml
+    tap = re.search(r"<target dev='([^']+)'/>\s*<model type='virtio'/>", live_xml).group(1)
+    bindings = sb.virsh("nwfilter-binding-list")
+    assert re.search(r"^\s*%s\s+clean-traffic\s*$" % re.escape(tap), bindings, re.M), bindings
+    wait_for("the filter to learn %s on %s" % (ip, tap), lambda: "ip saddr %s " % ip in sb.run(
+        ["nft", "list", "table", "bridge", "nat"]).stdout, 60)
+
+
 def test_published_address_is_the_dhcp_lease(net_pool):
     sb = net_pool
     cluster = sb.submit(by_hand("dhcp.qcow2"))
     jid = "%d.0" % cluster
     ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
                                                                        [None])[-1], 300, sb, cluster)
-    # The MAC is the job's deterministic one (52:54:00 + sha256 of its GlobalJobId) and the domain XML uses it.
-    global_id = sb.job_ad(cluster)["GlobalJobId"].strip('"')
-    digest = hashlib.sha256(global_id.encode()).digest()
-    mac = "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
+    # The MAC is made from the job id (02, proc, cluster: condor_cloud/macs.py) and the domain XML uses it.
+    mac = "02:00:" + ":".join("%02x" % b for b in cluster.to_bytes(4, "big"))
     [domain] = [n for n in sb.virsh("list", "--name").split() if n.endswith("_" + jid)]
     xml = sb.virsh("dumpxml", domain)
     assert "<mac address='%s'/>" % mac in xml
     assert "<source network='default'" in xml
+    assert_clean_traffic(sb, xml, ip)
     # libvirt's lease for that MAC is the address the guest configured
     leases = [lease for lease in sb.network_leases("default") if lease["mac"] == mac]
     assert [lease["ip"] for lease in leases] == [ip]
@@ -160,6 +171,8 @@ def test_bridged_instance_address_comes_from_the_neighbour_table(net_pool):
     xml = sb.virsh("dumpxml", domain)
     assert "<interface type='bridge'>" in xml and "<source bridge='br0'/>" in xml
     mac = re.search(r"<mac address='([0-9a-f:]+)'/>", xml).group(1)
+    assert mac == "02:00:" + ":".join("%02x" % b for b in cluster.to_bytes(4, "big"))
+    assert_clean_traffic(sb, xml, ip)
     neighbours = sb.run(["ip", "neigh", "show", "dev", "br0"]).stdout
     assert re.search(r"^%s lladdr %s " % (re.escape(ip), mac), neighbours, re.M), neighbours
     published = wait_for("ChirpCloudAddress in condor_q", lambda: (lambda out: out if out != "undefined" else None)(

@@ -194,6 +194,34 @@ def test_bad_images_are_held_with_a_clear_reason(pool, disk, reason):
     pool.run(["condor_rm", str(cluster)], user="alice")
 
 
+def test_image_naming_a_host_file_is_held_with_the_reason(pool, tmp_path):
+    # A qcow2 whose clusters live in an external data file (qemu-img amend -o data_file=...) maps a node file into
+    # the guest. Such an image in the store is held by the prepare hook's cache fill; the file is never opened.
+    import subprocess
+
+    secret = "/root/condor-cloud-node-secret.raw"
+    with open(pool.path(secret), "wb") as f:
+        f.write(b"node secret" + b"\0" * 65536)
+    os.chmod(pool.path(secret), 0o600)
+    image = str(tmp_path / "mapped.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=%s" % (tmp_path / "d"), image, "1M"],
+                   check=True)
+    subprocess.run(["qemu-img", "amend", "-o", "data_file=%s" % secret, image], check=True)
+    pool.put_image("mapped.qcow2", image)
+    before = os.stat(pool.path(secret))
+    cache_before = set(os.listdir(pool.path(CACHE)))
+    cluster = submit(pool, "mapped.qcow2")
+    pool.wait_job(cluster, ("held",), timeout=180)
+    hold = pool.hold_reason(cluster)
+    assert "image 'mapped.qcow2' has an external data file; images in the store must be standalone" in hold, hold
+    assert "PREPARE_JOB" in hold
+    assert instance_dirs(pool, cluster) == [] and cache_entries(pool, "mapped.qcow2") == []
+    assert set(os.listdir(pool.path(CACHE))) - cache_before <= {".locks"}
+    after = os.stat(pool.path(secret))
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    pool.run(["condor_rm", str(cluster)], user="alice")
+
+
 def _starter_pids(sb):
     pids = []
     for pid in _pids_in_root(sb.root):

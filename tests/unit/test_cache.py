@@ -221,6 +221,21 @@ def test_image_with_a_backing_file_is_refused(cloud, tmp_path):
     assert "backing file" in exc.value.message
 
 
+def test_image_with_an_external_data_file_is_refused_and_leaves_no_entry(cloud):
+    # `qemu-img amend -o data_file=` (or create -o data_file=) makes a qcow2 whose guest disk is a host file.
+    host_file = cloud.outside / "host-file"
+    host_file.write_bytes(b"root-only" + b"\0" * 65536)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=%s" % host_file,
+                    str(cloud.store / "mapped.qcow2"), "1M"], check=True)
+    with pytest.raises(CloudError) as exc:
+        acquire(cloud.cache, cloud.store, "mapped.qcow2")
+    assert exc.value.code == errors.IMAGE_INVALID
+    assert "image 'mapped.qcow2' has an external data file; images in the store must be standalone" \
+        in exc.value.message
+    assert ImageCache(str(cloud.cache)).entries() == []
+    assert [n for n in os.listdir(cloud.cache) if n.startswith(".fill-")] == []
+
+
 def test_new_store_version_gets_a_new_entry_and_the_old_one_stays(cloud):
     write_sparse(cloud.store / "disk.img", 1 << 20, [(0, 4096)])
     old = acquire(cloud.cache, cloud.store, "disk.img")
@@ -265,7 +280,7 @@ def test_eviction_uses_instance_references(cloud):
     cache = ImageCache(str(cloud.cache))
     write_sparse(cloud.store / "a.img", 1 << 20, [(0, 1 << 20)])
     entry = acquire(cloud.cache, cloud.store, "a.img")
-    inst = instances.create(str(cloud.instances), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, os.getpid())
+    inst = instances.create(str(cloud.instances), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, instances.Starter.of(os.getpid()))
     inst.add_base(entry.filename)
     assert cache.evict(1, lambda: instances.referenced_bases(str(cloud.instances))) == []
     instances.remove(str(cloud.instances), inst.id)

@@ -82,6 +82,77 @@ def test_image_add_bad_image_leaves_nothing(run, cloud, mocker, tmp_path):
     assert sorted(os.listdir(cloud.store)) == ["staging"] and os.listdir(cloud.store / "staging") == []
 
 
+def _store_is_empty(cloud):
+    return sorted(os.listdir(cloud.store)) == ["staging"] and os.listdir(cloud.store / "staging") == []
+
+
+def test_image_add_refuses_a_symlink_to_a_root_only_file(run, cloud, probe, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_bytes(b"root:$6$secret\n")
+    os.chmod(secret, 0o600)
+    link = tmp_path / "innocent.img"
+    os.symlink(str(secret), str(link))
+    r = run("image", "add", str(link))
+    assert r.exit_code == 1 and "is a symbolic link" in r.output and "only regular files" in r.output
+    assert _store_is_empty(cloud) and not probe.called
+
+
+def test_image_add_refuses_fifo_and_directory_without_hanging(run, cloud, probe, tmp_path):
+    from condor_cloud.errors import CloudError
+
+    fifo = tmp_path / "pipe.img"
+    os.mkfifo(str(fifo))
+    r = run("image", "add", str(fifo))          # O_NONBLOCK: opening a FIFO with no writer must not hang
+    assert r.exit_code == 1 and "is not a regular file" in r.output
+    directory = tmp_path / "dir.img"
+    directory.mkdir()
+    assert run("image", "add", str(directory)).exit_code != 0   # click refuses it already ...
+    with pytest.raises(CloudError, match="is not a regular file"):   # ... and so does add_image itself
+        cli.add_image(cli._settings(), str(directory), "dir.img")
+    assert _store_is_empty(cloud) and not probe.called
+
+
+def test_image_add_copies_from_the_descriptor_it_checked(run, cloud, probe, tmp_path, mocker):
+    # The path is swapped for a symlink to a secret right after it was opened and checked (a race by whoever
+    # owns the directory): what is published is still the file that was opened, never the secret.
+    src = tmp_path / "disk.img"
+    src.write_bytes(b"the image" * 1000)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"secret" * 1000)
+    real_open = cli._open_source
+
+    def open_then_swap(source):
+        opened = real_open(source)
+        os.rename(source, str(tmp_path / "moved-away"))
+        os.symlink(str(secret), source)
+        return opened
+
+    mocker.patch.object(cli, "_open_source", side_effect=open_then_swap)
+    r = run("image", "add", str(src))
+    assert r.exit_code == 0, r.output
+    assert (cloud.store / "disk.img").read_bytes() == b"the image" * 1000
+
+
+@pytest.mark.subprocess   # real qemu-img
+@pytest.mark.parametrize("how", ["data_file", "backing_file"])
+def test_image_add_refuses_an_image_that_names_a_host_file(run, cloud, tmp_path, how):
+    import subprocess
+
+    host_file = tmp_path / "host-file"
+    host_file.write_bytes(b"\0" * 65536)
+    src = tmp_path / "mapped.qcow2"
+    if how == "data_file":
+        args = ["-o", "data_file=%s" % host_file, str(src), "1M"]
+        why = "has an external data file"
+    else:
+        args = ["-u", "-F", "raw", "-b", str(host_file), str(src), "1M"]
+        why = "has a backing file"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2"] + args, check=True)
+    r = run("image", "add", str(src))
+    assert r.exit_code == 1 and "image 'mapped.qcow2' %s; images in the store must be standalone" % why in r.output
+    assert _store_is_empty(cloud)
+
+
 @pytest.mark.parametrize("name", ["../evil", ".hidden", "a b", "x.sha256", "staging"])
 def test_image_add_bad_names(run, probe, tmp_path, name):
     src = tmp_path / "ok.img"
@@ -102,8 +173,8 @@ def test_image_remove(run, cloud, mocker):
     (cloud.store / "old.img").write_bytes(b"x")
     (cloud.store / "old.img.sha256").write_text("0" * 64 + "\n")
     fake = FakeSchedd()
-    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
-    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake))
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
+    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     r = run("image", "remove", "old.img")
     assert r.exit_code == 0, r.output
     assert not (cloud.store / "old.img").exists() and not (cloud.store / "old.img.sha256").exists()
@@ -115,8 +186,8 @@ def test_image_remove_refuses_when_pending_instances_need_it(run, cloud, mocker)
 
     (cloud.store / "busy.img").write_bytes(b"x")
     fake = FakeSchedd()
-    CloudJobs(lambda: fake).submit("alice", "busy.img", Profile("small", 512, 1), "n1")
-    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake))
+    CloudJobs(lambda: fake, submitter="condor-cloud-api").submit("alice", "busy.img", Profile("small", 512, 1), "n1")
+    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     r = run("image", "remove", "busy.img")
     assert r.exit_code == 1 and "pending instance" in r.output
     assert run("image", "remove", "busy.img", "--force").exit_code == 0
@@ -125,7 +196,7 @@ def test_image_remove_refuses_when_pending_instances_need_it(run, cloud, mocker)
 def test_instance_commands(run, cloud, mocker, probe):
     (cloud.store / "demo.qcow2").write_bytes(b"x")
     fake = FakeSchedd()
-    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     from condor_cloud.keys import KeyStore
 
     KeyStore(str(cloud.root / "keys")).add("alice", "laptop", ED25519)
@@ -134,7 +205,8 @@ def test_instance_commands(run, cloud, mocker, probe):
     assert r.exit_code == 0, r.output
     created = json.loads(r.output)
     assert created["owner"] == "alice" and created["hardware_profile"] == "medium" and created["state"] == "PENDING"
-    assert fake.submitted[0]["MY.CloudSSHKey"] == '"%s"' % ED25519
+    assert fake.submitted[0]["MY.CloudKeyName"] == '"laptop"'
+    assert fake.spooled[0]["files"] == {"ssh-authorized-keys": (ED25519 + "\n").encode()}
     listed = json.loads(run("instance", "list", "--json").output)
     assert [i["id"] for i in listed] == [created["id"]]
     shown = json.loads(run("instance", "show", created["id"], "--json").output)
@@ -153,8 +225,8 @@ def test_instance_console(run, cloud, mocker):
     from condor_cloud.instances_api import Profile
 
     fake = FakeSchedd()
-    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
-    created = CloudJobs(lambda: fake).submit("alice", "demo.qcow2", Profile("small", 512, 1), "web")
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
+    created = CloudJobs(lambda: fake, submitter="condor-cloud-api").submit("alice", "demo.qcow2", Profile("small", 512, 1), "web")
     tail = mocker.patch("condor_cloud.consoles.tail", return_value="\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n")
     r = run("instance", "console", created.id)
     assert r.exit_code == 1 and "is PENDING: its console can be read only while it runs" in r.output
@@ -172,7 +244,7 @@ def test_instance_console(run, cloud, mocker):
 
 def test_instance_launch_errors(run, cloud, mocker):
     fake = FakeSchedd()
-    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake))
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     assert run("instance", "launch", "missing.img", "--owner", "alice").exit_code == 1
     (cloud.store / "demo.qcow2").write_bytes(b"x")
     r = run("instance", "launch", "demo.qcow2", "--owner", "alice", "--profile", "huge")
@@ -226,3 +298,13 @@ def test_user_commands(run, cloud, mocker):
     assert run("user", "add", "bob", "--password-stdin", input="short\n").exit_code == 1
     assert run("user", "remove", "alice").exit_code == 0
     assert run("user", "remove", "alice").exit_code == 1
+
+
+def test_instance_launch_for_someone_else_needs_the_api_account(run, cloud, mocker):
+    fake = FakeSchedd()
+    (cloud.store / "demo.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 1020)
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="carol"))
+    r = run("instance", "launch", "demo.qcow2", "--owner", "alice")
+    assert r.exit_code == 1 and "only the API's account (condor-cloud-api) launches instances for other users" \
+        in r.output
+    assert fake.submitted == []

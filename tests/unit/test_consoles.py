@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -68,9 +69,7 @@ def test_an_existing_log_or_symlink_is_never_reused(tmp_path):
 @pytest.mark.subprocess  # the hook runs qemu-img for real
 def test_prepare_hook_links_the_console_and_a_failed_prepare_leaves_none(cloud, tmp_path, monkeypatch):
     make_qcow2(cloud.store / "demo.qcow2", "16M")
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(scratch))
+    scratch = cloud.scratch
     out = io.StringIO()
     assert prepare_hook.main([], io.StringIO(job_ad()), out, starter_pid=os.getpid()) == 0
     instance_id = [line.split('"')[1] for line in out.getvalue().splitlines() if line.startswith("CloudInstanceId")][0]
@@ -80,6 +79,44 @@ def test_prepare_hook_links_the_console_and_a_failed_prepare_leaves_none(cloud, 
     assert prepare_hook.main([], io.StringIO(job_ad(VMPARAM_vm_Disk='"missing.qcow2:vda:w"')), io.StringIO(),
                              starter_pid=os.getpid()) == 1
     assert os.listdir(str(cloud.consoles)) == [instance_id + ".log"] and not (scratch / "console.log").exists()
+
+
+def test_prepare_prunes_old_logs_first_and_never_follows_a_symlink(tmp_path):
+    logs, scratch, outside = tmp_path / "consoles", tmp_path / "scratch", tmp_path / "outside"
+    for d in (logs, scratch, outside):
+        d.mkdir()
+    now = time.time()
+    for name, age in (("1.0-0000aaaa.log", 10), ("2.0-0000bbbb.log", 1000), ("2.0-0000bbbb.log.1", 1000),
+                      ("notes.txt", 1000), (".hidden.log", 1000)):
+        (logs / name).write_text("x")
+        os.utime(str(logs / name), (now - age, now - age))
+    (outside / "keep.log").write_text("keep")
+    os.symlink(str(outside / "keep.log"), str(logs / "3.0-0000cccc.log"))
+    os.utime(str(logs / "3.0-0000cccc.log"), (now - 1000, now - 1000), follow_symlinks=False)
+    consoles.prepare(str(logs), "7.0-0000abcd", str(scratch), keep=100)
+    assert sorted(os.listdir(str(logs))) == [".hidden.log", "1.0-0000aaaa.log", "7.0-0000abcd.log", "notes.txt"]
+    assert (outside / "keep.log").read_text() == "keep"     # the old symlink itself went, never its target
+    assert consoles.prepare(str(logs), "8.0-0000abcd", "").startswith("console log")    # no keep: no pruning
+    assert "1.0-0000aaaa.log" in os.listdir(str(logs))
+
+
+def test_prune_never_raises(tmp_path):
+    assert consoles.prune(str(tmp_path / "missing"), time.time(), 0) == []
+
+
+def test_console_directory_is_writable_by_the_execute_account_alone():
+    # virtlogd (root) follows whatever is at <id>.log: nobody but condor-cloud may create entries there.
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def read(path):
+        with open(os.path.join(repo, path)) as f:
+            return f.read()
+
+    assert "%dir %attr(2750,condor-cloud,condor-cloud) %{_localstatedir}/log/%{srcname}/consoles" in \
+        read("condor-cloud-node.spec")
+    assert "d /var/log/condor-cloud/consoles 2750 condor-cloud condor-cloud -" in \
+        read("packaging/condor-cloud-node.tmpfiles")
+    assert "-d -m 2750 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles" in read("Makefile")
 
 
 def test_clean_removes_escape_sequences_and_control_characters():

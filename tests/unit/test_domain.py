@@ -2,15 +2,18 @@
 (virt-xml-validate), and no markup injection from job-ad values."""
 
 import difflib
+import io
 import os
 import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from condor_cloud import domain
+from condor_cloud import domain, errors, prepare_hook
 from condor_cloud.domain import Disk, DomainParams, Network
 from condor_cloud.errors import CloudError
+
+from support import job_ad, make_qcow2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -27,7 +30,7 @@ BASE = dict(
                 "/var/lib/condor-cloud/local_cache/demo.qcow2@0123456789abcdef.qcow2", "qcow2")],
     console_log="/var/lib/condor-cloud/instances/7.0-0000abcd/console.log",
     network=Network("none"),
-    mac="52:54:00:12:34:56",
+    mac="02:00:00:00:00:07",
 )
 
 CASES = {
@@ -111,17 +114,51 @@ def test_bad_network_setting(setting):
         domain.parse_network(setting)
 
 
-def test_mac_is_stable_local_and_unique():
-    macs = {domain.mac_for("master#%d.0#1700000000" % i) for i in range(100)}
-    assert len(macs) == 100
-    assert all(m.startswith("52:54:00:") for m in macs)
-    assert domain.mac_for("x") == domain.mac_for("x")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_shared_segment_nic_carries_the_clean_traffic_filter(case):
+    # Guests on a bridge or a libvirt network cannot spoof MAC, IP or ARP: libvirt's clean-traffic, with the IPv4
+    # address learned from the DHCP server's answer (never from what the guest sends first).
+    root = ET.fromstring(render(case))
+    interfaces = root.findall("devices/interface")
+    kind = dict(BASE, **CASES[case])["network"].kind
+    assert len(interfaces) == (0 if kind == "none" else 1)
+    for nic in interfaces:
+        filters = nic.findall("filterref")
+        if nic.get("type") == "user":     # no shared segment, and libvirt takes no filter on a user-mode NIC
+            assert filters == []
+            continue
+        assert [f.get("filter") for f in filters] == ["clean-traffic"]
+        params = {p.get("name"): p.get("value") for p in filters[0].findall("parameter")}
+        assert params == {"CTRL_IP_LEARNING": "dhcp"}
+        assert nic.find("mac").get("address") == BASE["mac"]
 
 
-@pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "52:54:00:12:34", "zz:54:00:12:34:56", "52:54:00:12:34:56'"])
-def test_bad_job_mac_is_refused(mac):
-    with pytest.raises(CloudError):
-        domain.check_mac(mac)
+def test_the_mac_functions_are_the_macs_modules():
+    from condor_cloud import macs
+
+    assert domain.mac_for is macs.mac_for and domain.check_mac is macs.check_mac
+
+
+def test_seed_cdrom_takes_the_first_free_sd_name():
+    assert domain.cdrom_device(set()) == "sda"
+    assert domain.cdrom_device({"vda", "sda", "sdc"}) == "sdb"
+    with pytest.raises(CloudError) as exc:
+        domain.cdrom_device({"sda", "sdb", "sdc", "sdd"})
+    assert exc.value.code == errors.BAD_REQUEST
+    assert exc.value.message == ("vm_disk uses sda, sdb, sdc, sdd, but the instance's cloud-init seed CD-ROM needs "
+                                 "one of them free: name the disks vda, vdb, ... instead")
+
+
+@pytest.mark.subprocess  # the hook runs qemu-img for real
+def test_four_sd_disks_are_held_with_the_reason_not_as_an_internal_error(cloud):
+    make_qcow2(cloud.store / "demo.qcow2", "16M")
+    out = io.StringIO()
+    disks = ",".join("demo.qcow2:%s:w" % d for d in ("sda", "sdb", "sdc", "sdd"))
+    rc = prepare_hook.main([], io.StringIO(job_ad(VMPARAM_vm_Disk='"%s"' % disks)), out, starter_pid=os.getpid())
+    assert rc == 1
+    assert "HookStatusCode = %d" % errors.BAD_REQUEST in out.getvalue()
+    assert "the instance's cloud-init seed CD-ROM needs one of them free" in out.getvalue()
+    assert os.listdir(str(cloud.instances)) == []
 
 
 def test_domain_type_choice():

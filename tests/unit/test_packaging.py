@@ -49,7 +49,7 @@ NODE_FILES = {
     "/var/lib/condor-cloud/local_cache": ("drwxrwsr-x", "condor-cloud", "condor-cloud", ""),
     "/var/lib/condor-cloud/instances": ("drwxrws--x", "condor-cloud", "condor-cloud", ""),
     "/var/log/condor-cloud": ("drwxr-xr-x", "root", "root", ""),
-    "/var/log/condor-cloud/consoles": ("drwxrwsr-x", "condor-cloud", "condor-cloud", ""),
+    "/var/log/condor-cloud/consoles": ("drwxr-s---", "condor-cloud", "condor-cloud", ""),
 }
 MASTER_FILES = {
     "/etc/condor/config.d/20condor_cloud_master.config": ("-rw-r--r--", "root", "root", "cn"),
@@ -64,6 +64,7 @@ MASTER_FILES = {
     # API service and CLI
     "/etc/condor/config.d/25condor_cloud_api.config": ("-rw-r--r--", "root", "root", "cn"),
     "/etc/condor-cloud": ("drwxr-xr-x", "root", "root", ""),
+    "/etc/condor-cloud/tls": ("drwxr-xr-x", "root", "root", ""),
     "/usr/bin/condor-cloud": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/bin/condor-cloud-api": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/lib/systemd/system/condor-cloud-api.service": ("-rw-r--r--", "root", "root", ""),
@@ -195,7 +196,8 @@ def test_node_rpm(rpms):
         "/etc/condor/config.d/30condor_cloud_node.config"]
     requires = set(r.split()[0] for r in rpm_query(rpms["condor-cloud-node"], "-R") if r)
     assert {"python3-condor-cloud", "condor", "condor-vm-gahp", "libvirt-daemon-driver-qemu", "libvirt-daemon-kvm",
-            "qemu-img", "python3-libvirt", "policycoreutils-python-utils"} <= requires
+            "qemu-img", "python3-libvirt", "policycoreutils-python-utils", "libvirt-daemon-driver-nwfilter",
+            "libvirt-daemon-config-nwfilter"} <= requires
 
 
 @pytest.mark.subprocess
@@ -206,7 +208,7 @@ def test_master_rpm(rpms):
         "/etc/condor/config.d/20condor_cloud_master.config", "/etc/condor/config.d/25condor_cloud_api.config"]
     requires = set(r.split()[0] for r in rpm_query(rpms["condor-cloud"], "-R") if r)
     assert {"python3-condor-cloud", "condor", "nfs-utils", "python3-flask", "python3-gunicorn",
-            "python3-click"} <= requires
+            "python3-click", "python3-cryptography"} <= requires
     scripts = subprocess.run(["rpm", "-qp", "--scripts", rpms["condor-cloud"]], check=True, stdout=subprocess.PIPE,
                              universal_newlines=True).stdout
     assert "condor-cloud-api.service" in scripts
