@@ -1,8 +1,10 @@
 """The periodic cleanup (a STARTD_CRON job): reclaim orphaned instances, keep the cache under
-CLOUD_CACHE_MAX_SIZE, and advertise the cached images in the machine ad for cache-aware placement."""
+CLOUD_CACHE_MAX_SIZE, and advertise the cached images in the machine ad for cache-aware placement.
+
+Old console logs are pruned by the prepare hook (consoles.prepare, as condor-cloud): the console directory is
+writable by that account alone (virtlogd, as root, follows whatever is at a log's name)."""
 
 import os
-import re
 import sys
 import time
 
@@ -58,11 +60,9 @@ def reclaim_orphans(settings, hypervisor, now=None, log=sys.stderr):
     """Remove instance directories whose starter is gone (after destroying their domain). Returns removed ids."""
     now = time.time() if now is None else now
     removed = []
-    for instance_id in instances.list_ids(settings.instance_dir):
+    for instance_id, instance in instances.scan(settings.instance_dir):
         path = os.path.join(settings.instance_dir, instance_id)
-        try:
-            instance = instances.load(settings.instance_dir, instance_id)
-        except CloudError:
+        if isinstance(instance, CloudError):
             # No readable instance.json: a prepare that died at once, or damage. Leave it a grace period.
             try:
                 age = now - os.stat(path).st_mtime
@@ -110,30 +110,6 @@ def remove_dead_fills(cache_root, now, grace):
     return removed
 
 
-_CONSOLE_LOG_RE = re.compile(r".+\.log(\.[0-9]{1,3})?")
-
-
-def prune_console_logs(console_dir, now, keep):
-    """Remove console logs (<id>.log and virtlogd's rotated <id>.log.N) not written for keep seconds (the logs
-    outlive their instance so that a failed boot can be read afterwards)."""
-    removed = []
-    try:
-        names = os.listdir(console_dir)
-    except FileNotFoundError:
-        return removed
-    for name in names:
-        path = os.path.join(console_dir, name)
-        if name.startswith(".") or not _CONSOLE_LOG_RE.fullmatch(name):
-            continue
-        try:
-            if now - os.stat(path).st_mtime > keep:
-                os.unlink(path)
-                removed.append(name)
-        except FileNotFoundError:
-            pass
-    return removed
-
-
 def machine_attrs(settings, cache):
     entries = cache.entries()
     names = sorted({e.image for e in entries})
@@ -151,7 +127,6 @@ def main(argv=None, stdin=None, stdout=None, hypervisor=None):
         settings = config.load_settings()
         hypervisor = hypervisor or Libvirt(settings.libvirt_uri)
         reclaim_orphans(settings, hypervisor)
-        prune_console_logs(settings.console_dir, time.time(), settings.console_keep)
         cache = ImageCache(settings.image_cache, settings.qemu_img)
         if os.path.isdir(cache.root):
             remove_dead_fills(cache.root, time.time(), settings.orphan_grace)

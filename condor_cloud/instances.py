@@ -1,8 +1,13 @@
 """Per-instance directories: CLOUD_INSTANCE_DIR/<id>/ holds the overlays, the cloud-init seed and instance.json.
 
 instance.json names the starter process that owns the instance (pid + kernel start time, so a reused pid is not
-mistaken for it), the cache entries it uses and the libvirt domain's UUID. An instance whose starter is gone is an
-orphan: the cleanup destroys its domain and removes its directory.
+mistaken for it, and the starter's scratch directory), the cache entries it uses and the libvirt domain's UUID.
+An instance whose starter is gone is an orphan: the cleanup destroys its domain and removes its directory.
+
+Binding (why it exists: docs/DESIGN.txt, "Threat model"): a hook never takes an instance's identity from the job
+ad, which the job's owner controls. It finds "its" instance by what the node itself recorded when the prepare hook
+made it: the starter that runs the hook (its pid and kernel start time: the hook's parent, or for the root-run XML
+script an ancestor) and that starter's scratch directory. See Starter, find_bound and find_for_xml_script.
 """
 
 import contextlib
@@ -11,6 +16,8 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from . import errors
 from .errors import CloudError
@@ -48,6 +55,47 @@ def process_start_time(pid):
     # Field 22; the command name (field 2) may contain spaces and parentheses, so split after its last ')'.
     fields = data[data.rindex(b")") + 2:].split()
     return int(fields[19])
+
+
+def parent_pid(pid):
+    """The parent pid of pid (from /proc), or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[1])
+
+
+def ancestors(pid=None):
+    """pid (default: this process) and its ancestors up to, not including, pid 1, nearest first."""
+    pid = os.getpid() if pid is None else pid
+    found = []
+    while pid and pid > 1 and pid not in found and len(found) < 64:
+        found.append(pid)
+        pid = parent_pid(pid)
+    return found
+
+
+def scratch_dir():
+    """The job's scratch directory as HTCondor gives it to hooks (_CONDOR_SCRATCH_DIR, else the cwd), resolved."""
+    return os.path.realpath(os.environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd())
+
+
+@dataclass(frozen=True)
+class Starter:
+    """The condor_starter a hook runs for, as the node sees it: pid, kernel start time, scratch directory."""
+    pid: int
+    start_time: Optional[int]
+    scratch: str
+
+    @classmethod
+    def of(cls, pid, scratch=None):
+        """The starter with this pid (a hook's parent) and scratch directory (default: scratch_dir())."""
+        return cls(pid, process_start_time(pid), os.path.realpath(scratch) if scratch else scratch_dir())
+
+    def record(self):
+        return {"pid": self.pid, "start_time": self.start_time, "scratch": self.scratch}
 
 
 class Instance:
@@ -88,9 +136,16 @@ class Instance:
             return True
         return process_start_time(pid) == started
 
+    def bound_to(self, starter):
+        """True when this instance was made by exactly this starter (pid, start time, scratch directory)."""
+        recorded = self.meta.get("starter") or {}
+        return (isinstance(recorded.get("pid"), int) and recorded.get("pid") == starter.pid
+                and recorded.get("start_time") == starter.start_time
+                and isinstance(recorded.get("scratch"), str) and recorded.get("scratch") == starter.scratch)
 
-def create(root, instance_id, meta, starter_pid):
-    """Make the instance directory and its instance.json (owner: the starter process starter_pid)."""
+
+def create(root, instance_id, meta, starter):
+    """Make the instance directory and its instance.json, bound to starter (a Starter)."""
     check_instance_id(instance_id)
     path = os.path.join(root, instance_id)
     try:
@@ -102,8 +157,7 @@ def create(root, instance_id, meta, starter_pid):
     except OSError as exc:
         code = errors.NO_SPACE if exc.errno == 28 else errors.INTERNAL
         raise CloudError("cannot create instance directory %s: %s" % (path, exc.strerror), code) from None
-    meta = dict(meta, id=instance_id, created=time.time(), bases=[],
-                starter={"pid": starter_pid, "start_time": process_start_time(starter_pid)})
+    meta = dict(meta, id=instance_id, created=time.time(), bases=[], starter=starter.record())
     instance = Instance(root, instance_id, meta)
     instance.save()
     return instance
@@ -120,6 +174,8 @@ def load(root, instance_id):
         raise CloudError("instance %s has no %s" % (instance_id, META), errors.INTERNAL) from None
     except ValueError:
         raise CloudError("instance %s has a damaged %s" % (instance_id, META), errors.INTERNAL) from None
+    if not isinstance(meta, dict):
+        raise CloudError("instance %s has a damaged %s (not an object)" % (instance_id, META), errors.INTERNAL)
     return Instance(root, instance_id, meta)
 
 
@@ -130,14 +186,47 @@ def list_ids(root):
         return []
 
 
+def scan(root):
+    """(instance id, Instance or the CloudError that loading it raised) for every instance directory, in id order.
+
+    The one walk over CLOUD_INSTANCE_DIR: each caller decides what an unreadable instance.json means to it."""
+    for instance_id in list_ids(root):
+        try:
+            yield instance_id, load(root, instance_id)
+        except CloudError as exc:
+            yield instance_id, exc
+
+
+def find_bound(root, starter):
+    """The instances made by this starter (normally one; none after a failed or skipped prepare)."""
+    return [inst for _, inst in scan(root) if isinstance(inst, Instance) and inst.bound_to(starter)]
+
+
+def find_for_xml_script(root, scratch, lineage=None):
+    """The instance whose recorded scratch directory is scratch and whose recorded starter is this process or one
+    of its ancestors (the XML script runs under vm-gahp, under the starter), still the same process (start time).
+    Raises CloudError when there is none: the prepare hook did not run for this job on this node."""
+    lineage = ancestors() if lineage is None else lineage
+    scratch = os.path.realpath(scratch)
+    for _, inst in scan(root):
+        if not isinstance(inst, Instance):
+            continue
+        recorded = inst.meta.get("starter") or {}
+        pid = recorded.get("pid")
+        if (recorded.get("scratch") == scratch and isinstance(pid, int) and pid in lineage
+                and inst.starter_alive()):
+            return inst
+    raise CloudError("no instance on this node was prepared for the job in %s: the condor-cloud prepare hook did "
+                     "not run for it (is STARTER_JOB_HOOK_KEYWORD = CLOUD set on this node?)" % scratch,
+                     errors.BAD_REQUEST)
+
+
 def referenced_bases(root):
     """Cache entry file names used by any instance directory present (live or orphaned)."""
     used = set()
-    for instance_id in list_ids(root):
-        try:
-            used.update(load(root, instance_id).meta.get("bases", []))
-        except CloudError:
-            continue
+    for _, inst in scan(root):
+        if isinstance(inst, Instance):
+            used.update(inst.meta.get("bases", []))
     return used
 
 

@@ -1,28 +1,38 @@
 """Instances as VM-universe jobs, through the htcondor2 bindings (never by parsing command output).
 
 An instance is exactly the job a person would submit by hand (universe vm, vm_type kvm, vm_memory, vm_vcpus,
-vm_disk = IMAGE:vda:w) plus the attributes CloudOwner, CloudProfile, CloudImage, CloudName and, when given,
-CloudUserData (base64), CloudKeyName and CloudSSHKey (the public key line). Every value that came from a user is
-validated against a small alphabet first and passed as a ClassAd string literal; nothing is pasted into a submit
-description or libvirt XML as text.
+vm_disk = IMAGE:vda:w, executable = the instance's name). Every value that came from a user is validated against a
+small alphabet first and passed as a ClassAd string literal; nothing is pasted into a submit description or libvirt
+XML as text.
+
+Who owns an instance is what the schedd authenticated, never a free attribute: the job's Owner, except for jobs
+whose Owner is the API's own account (CLOUD_API_ACCOUNT), which launches for its users and records the user in
+CloudOwner. The schedd refuses Cloud* attributes from every other account (config.d/20condor_cloud_master.config,
+SUBMIT_REQUIREMENT CloudAttributes), so CloudOwner, CloudName, CloudProfile and CloudKeyName are trusted only on
+the API account's jobs (see owner_of).
 
 Instance ids are the job's GlobalJobId ('schedd#cluster.proc#qdate') made URL-safe: '#' -> '_'.
 """
 
 import base64
 import binascii
+import contextlib
 import ipaddress
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from . import consoles, errors, images
+from . import consoles, errors, images, seed
 from .errors import CloudError, shown
 
 VM_UNIVERSE = 13
 PROJECTION = ["ClusterId", "ProcId", "GlobalJobId", "QDate", "JobStatus", "Owner", "CloudOwner", "CloudProfile",
               "CloudImage", "CloudName", "CloudKeyName", "JobVMMemory", "JobVM_VCPUS", "VMPARAM_vm_Disk", "Cmd",
-              "HoldReason", "JobStartDate", "EnteredCurrentStatus", "CloudAddresses", "ChirpCloudAddresses"]
+              "HoldReason", "JobStartDate", "EnteredCurrentStatus", "ChirpCloudAddresses"]
+DEFAULT_API_ACCOUNT = "condor-cloud-api"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _ID_RE = re.compile(r"([A-Za-z0-9.@-]{1,255})_([0-9]{1,10})\.([0-9]{1,10})_([0-9]{1,12})")
 # What a ClassAd string literal here may contain: no quote, backslash, '$' (submit macros) or control characters.
@@ -67,7 +77,8 @@ def check_instance_name(name):
 
 
 def check_user_data(text, max_bytes):
-    """Validate base64 user data (whitespace ignored); return it normalized, or '' for none."""
+    """Validate base64 user data (whitespace ignored) with the node's own rules (seed.check_user_data: UTF-8 text
+    without NUL, or gzip) and the API's size limit; return it normalized, or '' for none."""
     if text is None or text == "":
         return ""
     compact = "".join(str(text).split())
@@ -81,6 +92,7 @@ def check_user_data(text, max_bytes):
         raise CloudError("user_data must be base64-encoded", errors.BAD_REQUEST) from None
     if len(raw) > max_bytes:
         raise CloudError("user_data is larger than %d bytes" % max_bytes, errors.BAD_REQUEST)
+    seed.check_user_data(raw)
     return base64.b64encode(raw).decode("ascii")
 
 
@@ -158,7 +170,7 @@ def _get(ad, name, kind, default=None):
 
 def _addresses(ad):
     found = []
-    for attr in ("CloudAddresses", "ChirpCloudAddresses"):
+    for attr in ("ChirpCloudAddresses",):
         for item in _get(ad, attr, str, "").replace(",", " ").split():
             try:
                 address = str(ipaddress.ip_address(item))
@@ -169,7 +181,16 @@ def _addresses(ad):
     return found
 
 
-def info_from_ad(ad):
+def owner_of(ad, api_account):
+    """The cloud user who owns a job: CloudOwner on the API account's jobs, else the job's Owner (authenticated by
+    the schedd). A CloudOwner on anybody else's job is ignored."""
+    owner = _get(ad, "Owner", str, "")
+    if owner == api_account:
+        return _get(ad, "CloudOwner", str, "") or owner
+    return owner
+
+
+def info_from_ad(ad, api_account=DEFAULT_API_ACCOUNT):
     """An InstanceInfo for a VM job ad (also one submitted by hand), or None if the ad is unusable."""
     global_id = _get(ad, "GlobalJobId", str)
     instance_id = instance_id_of(global_id) if global_id else None
@@ -177,28 +198,57 @@ def info_from_ad(ad):
     if not instance_id or cluster is None or proc is None:
         return None
     status = _get(ad, "JobStatus", int, 0)
-    image = _get(ad, "CloudImage", str, "")
-    if not image:
-        disk = _get(ad, "VMPARAM_vm_Disk", str, "")
-        image = disk.split(",")[0].split(":")[0].rsplit("/", 1)[-1] if disk else ""
+    trusted = _get(ad, "Owner", str, "") == api_account  # Cloud* attributes were set by the API itself
+    disk = _get(ad, "VMPARAM_vm_Disk", str, "")
+    image = disk.split(",")[0].split(":")[0].rsplit("/", 1)[-1] if disk else ""
     return InstanceInfo(
         id=instance_id, cluster=cluster, proc=proc,
-        name=_get(ad, "CloudName", str) or _get(ad, "Cmd", str, "") or "%d.%d" % (cluster, proc),
-        owner=_get(ad, "CloudOwner", str) or _get(ad, "Owner", str, ""),
-        image=image, profile=_get(ad, "CloudProfile", str, ""),
+        name=(trusted and _get(ad, "CloudName", str)) or _get(ad, "Cmd", str, "") or "%d.%d" % (cluster, proc),
+        owner=owner_of(ad, api_account),
+        image=image, profile=_get(ad, "CloudProfile", str, "") if trusted else "",
         state=_STATES.get(status, STOPPED), job_status=status,
         memory=_get(ad, "JobVMMemory", int), cpus=_get(ad, "JobVM_VCPUS", int),
-        keyname=_get(ad, "CloudKeyName", str, ""),
+        keyname=_get(ad, "CloudKeyName", str, "") if trusted else "",
         launch_time=_get(ad, "QDate", int), start_time=_get(ad, "JobStartDate", int),
         hold_reason=_get(ad, "HoldReason", str, "") if status == 5 else "",
         addresses=_addresses(ad))
 
 
+def _this_account():
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@contextlib.contextmanager
+def _input_files(files):
+    """A private temporary directory (0700) holding files {name: bytes} (0600) while the schedd spools them;
+    None when there are none. Removed afterwards: the schedd keeps its own copy until the job leaves the queue."""
+    if not files:
+        yield None
+        return
+    directory = tempfile.mkdtemp(prefix="condor-cloud-launch-")
+    try:
+        for name, data in files.items():
+            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        yield directory
+    except OSError as exc:
+        code = errors.NO_SPACE if exc.errno == 28 else errors.INTERNAL
+        raise CloudError("cannot stage the instance's input files: %s" % exc.strerror, code) from None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 class CloudJobs:
     """The schedd side of instances. `schedd_factory()` returns an htcondor2.Schedd (tests pass a fake)."""
 
-    def __init__(self, schedd_factory=None):
+    def __init__(self, schedd_factory=None, api_account=DEFAULT_API_ACCOUNT, submitter=None):
         self._schedd_factory = schedd_factory
+        self.api_account = api_account
+        # The account the schedd will see as the job's Owner: this process's, unless a test says otherwise.
+        self.submitter = submitter or _this_account()
 
     def _schedd(self):
         import htcondor2
@@ -218,19 +268,21 @@ class CloudJobs:
         except htcondor2.HTCondorException as exc:
             raise BackendError("HTCondor schedd error while %s: %s" % (what, exc)) from None
 
-    @staticmethod
-    def constraint(owner=None):
+    def constraint(self, owner=None):
+        """VM jobs owned by the cloud user owner (see owner_of), or every VM job for None."""
         base = "JobUniverse == %d" % VM_UNIVERSE
         if owner is None:
             return base
-        return "%s && CloudOwner == %s" % (base, classad_string(owner))
+        api, user = classad_string(self.api_account), classad_string(owner)
+        return "%s && ((Owner == %s && CloudOwner == %s) || (Owner == %s && Owner != %s))" % (base, api, user, user,
+                                                                                             api)
 
     def list(self, owner=None):
         """Every instance of owner (None: every VM job), with ONE schedd query and a projection."""
         schedd = self._schedd()
         ads = self._call("listing instances", schedd.query, constraint=self.constraint(owner),
                          projection=PROJECTION)
-        found = [info_from_ad(ad) for ad in ads]
+        found = [info_from_ad(ad, self.api_account) for ad in ads]
         return sorted((i for i in found if i), key=lambda i: (i.cluster, i.proc))
 
     def get(self, instance_id, owner=None):
@@ -240,13 +292,18 @@ class CloudJobs:
         constraint = "%s && ClusterId == %d && ProcId == %d" % (self.constraint(owner), cluster, proc)
         ads = self._call("looking up an instance", schedd.query, constraint=constraint, projection=PROJECTION)
         for ad in ads:
-            info = info_from_ad(ad)
-            if info and info.id == instance_id:
+            info = info_from_ad(ad, self.api_account)
+            if info and info.id == instance_id and (owner is None or info.owner == owner):
                 return info
         raise NoSuchInstance(instance_id)
 
     def submit(self, owner, image, profile, name, user_data="", key=None):
-        """Queue one instance; return its InstanceInfo. Arguments must already be validated (see the API)."""
+        """Queue one instance; return its InstanceInfo. Arguments must already be validated (see the API).
+
+        Run as the API account (CLOUD_API_ACCOUNT), the job is launched for the cloud user owner (CloudOwner);
+        run as anyone else, the job is that account's own and owner must be that account (the schedd refuses
+        Cloud* attributes from it). User data and the SSH key travel as input files spooled to the schedd, never
+        as job attributes: any schedd user can read any job's attributes."""
         import htcondor2
 
         images.check_image_name(image)
@@ -260,19 +317,38 @@ class CloudJobs:
             "vm_disk": "%s:vda:w" % image,
             "vm_no_output_vm": "true",
             "executable": name,
-            "+CloudOwner": classad_string(owner),
-            "+CloudProfile": classad_string(profile.id),
-            "+CloudImage": classad_string(image),
-            "+CloudName": classad_string(name),
         }
+        if self.submitter == self.api_account:
+            description["+CloudOwner"] = classad_string(owner)
+            description["+CloudProfile"] = classad_string(profile.id)
+            description["+CloudName"] = classad_string(name)
+            if key is not None:
+                description["+CloudKeyName"] = classad_string(key.name)
+        elif owner != self.submitter:
+            raise CloudError("only the API's account (%s) launches instances for other users; %s can launch only "
+                             "its own (or use the API)" % (self.api_account, self.submitter), errors.BAD_REQUEST)
+        files = {}
         if user_data:
-            description["+CloudUserData"] = classad_string(user_data)
+            files[seed.USER_DATA_FILE] = base64.b64decode(user_data)
         if key is not None:
-            description["+CloudKeyName"] = classad_string(key.name)
-            description["+CloudSSHKey"] = classad_string(key.public_key)
+            files[seed.SSH_KEYS_FILE] = (key.public_key + "\n").encode("ascii")
         schedd = self._schedd()
-        result = self._call("submitting an instance", schedd.submit, htcondor2.Submit(description), count=1)
-        cluster = result.cluster()
+        with _input_files(files) as directory:
+            if directory:
+                description.update({"initialdir": directory, "transfer_input_files": ",".join(sorted(files)),
+                                    "should_transfer_files": "YES", "when_to_transfer_output": "ON_EXIT",
+                                    # spooled jobs would otherwise stay in the queue 10 days after they end
+                                    "leave_in_queue": "false"})
+            result = self._call("submitting an instance", schedd.submit, htcondor2.Submit(description), count=1,
+                                spool=bool(directory))
+            cluster = result.cluster()
+            if directory:
+                try:
+                    self._call("sending the instance's user data and key to the schedd", schedd.spool, result)
+                except BackendError:
+                    self._call("removing a launch whose input files could not be sent", schedd.act,
+                               htcondor2.JobAction.Remove, "%d.0" % cluster, reason="input files not sent")
+                    raise
         try:
             schedd.reschedule()  # ask for a negotiation cycle now: a user is waiting for this instance
         except Exception:  # only a hint; the next regular cycle places the job anyway
@@ -280,7 +356,7 @@ class CloudJobs:
         ads = self._call("reading back a new instance", schedd.query,
                          constraint="ClusterId == %d && ProcId == 0" % cluster, projection=PROJECTION)
         for ad in ads:
-            info = info_from_ad(ad)
+            info = info_from_ad(ad, self.api_account)
             if info:
                 return info
         raise BackendError("the schedd accepted job %d.0 but does not show it" % cluster)

@@ -1,7 +1,9 @@
 """LIBVIRT_XML_SCRIPT: print the domain XML of a prepared instance (runs as root, once per start).
 
-Disk paths come from the instance's own instance.json under CLOUD_INSTANCE_DIR, never from the job ad; the job ad
-supplies only the domain name, memory, vCPUs, VNC and MAC, all checked and escaped. On any error this exits 1, and
+The instance is the one prepared for this job on this node: the one whose recorded scratch directory is this
+process's working directory and whose recorded starter is an ancestor of this process (instances.find_for_xml_script),
+never one named by the job ad. Disk paths come from that instance's instance.json; the job ad supplies only the
+domain name, memory, vCPUs and VNC, all checked and escaped. On any error this exits 1, and
 vm-gahp falls back to its built-in XML, which uses VMPARAM_vm_Disk: the overlay, never a base image.
 """
 
@@ -23,13 +25,11 @@ def _own_file(instance, path, what):
     return real
 
 
-def build_params(settings, ad, kvm_probe=domain.kvm_usable):
-    """DomainParams for the job ad on stdin and its instance directory."""
-    instance_id = jobad.get(ad, "CloudInstanceId", str)
-    if not instance_id:
-        raise CloudError("the job has no CloudInstanceId: the condor-cloud prepare hook did not run "
-                         "(is STARTER_JOB_HOOK_KEYWORD = CLOUD set on this node?)", errors.BAD_REQUEST)
-    instance = instances.load(settings.instance_dir, instance_id)
+def build_params(settings, ad, kvm_probe=domain.kvm_usable, scratch=None, lineage=None):
+    """DomainParams for the job ad on stdin and the instance prepared in this job's scratch directory (default:
+    the working directory, where vm-gahp runs this script)."""
+    instance = instances.find_for_xml_script(settings.instance_dir, scratch or os.getcwd(), lineage)
+    instance_id = instance.id
     name = jobad.get(ad, "VMPARAM_VM_NAME", str)
     if not name:
         raise CloudError("the job ad has no VMPARAM_VM_NAME", errors.BAD_REQUEST)
@@ -80,10 +80,8 @@ def reap_stale_domain(settings, name, own_uuid, hypervisor):
     other = hypervisor.uuid_of(name)
     if other is None or other == own_uuid:
         return False
-    for instance_id in instances.list_ids(settings.instance_dir):
-        try:
-            instance = instances.load(settings.instance_dir, instance_id)
-        except CloudError:
+    for instance_id, instance in instances.scan(settings.instance_dir):
+        if isinstance(instance, CloudError):
             continue
         if instance.meta.get("uuid") == other and instance.starter_alive():
             raise CloudError("a running instance (%s) already has the domain name %s" % (instance_id, name),
@@ -93,13 +91,13 @@ def reap_stale_domain(settings, name, own_uuid, hypervisor):
     return True
 
 
-def main(argv=None, stdin=None, stdout=None, hypervisor=None):
+def main(argv=None, stdin=None, stdout=None, hypervisor=None, scratch=None):
     """Job ad on stdin, domain XML on stdout; exit 0, or 1 (message on stderr) so vm-gahp uses its fallback."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     try:
         settings = config.load_settings()
-        params = build_params(settings, jobad.read_ad(stdin))
+        params = build_params(settings, jobad.read_ad(stdin), scratch=scratch)
         try:
             from .cleanup import Libvirt
 

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import config, consoles, errors, images, instances, jobad, qemuimg, seed
+from . import config, consoles, domain, errors, images, instances, jobad, qemuimg, seed
 from .cache import ImageCache
 from .macs import check_mac, mac_for
 from .errors import CloudError, shown
@@ -26,11 +26,11 @@ def _on_alarm(signum, frame):
 class Prepare:
     """One run of the hook; `step` says what it is doing, for the timeout message."""
 
-    def __init__(self, settings, ad, scratch_dir, starter_pid):
+    def __init__(self, settings, ad, starter):
         self.settings = settings
         self.ad = ad
-        self.scratch_dir = scratch_dir
-        self.starter_pid = starter_pid
+        self.starter = starter
+        self.scratch_dir = starter.scratch
         self.step = "starting"
         self.instance = None
 
@@ -49,10 +49,10 @@ class Prepare:
                 raise CloudError("the job's sandbox contains a file %s.qcow2, which would shadow the instance's "
                                  "disk; do not transfer files with that name" % disk.device, errors.BAD_REQUEST)
         self.step = "reading the cloud-init user data and SSH keys"
-        seed_inputs = seed.inputs_from_ad(ad)     # CloudUserData, CloudSSHKey, CloudName: checked before any work
+        seed_inputs = seed.inputs_from_job(ad, self.scratch_dir)  # user-data, ssh-authorized-keys: checked first
         global_id = jobad.get(ad, "GlobalJobId", str, "%d.%d" % (cluster, proc))
-        mac = jobad.get(ad, "JobVM_MACADDR", str, "")
-        mac = check_mac(mac) if mac else mac_for(global_id)
+        check_mac(jobad.get(ad, "JobVM_MACADDR", str, ""))   # vm_macaddr is refused: it could be another's MAC
+        mac = mac_for(cluster, proc)                          # unique per job id, by construction
 
         self.step = "creating the instance directory"
         instance_id = instances.new_instance_id(cluster, proc)
@@ -62,7 +62,7 @@ class Prepare:
             "uuid": instances.new_uuid(),
             "mac": mac,
             "disks": [],
-        }, self.starter_pid)
+        }, self.starter)
 
         cache = ImageCache(self.settings.image_cache, self.settings.qemu_img)
         vm_disk = []
@@ -93,14 +93,14 @@ class Prepare:
                                     seed.hostname_for(seed_inputs.name, instance_id),
                                     seed_inputs.user_data, seed_inputs.ssh_keys)
         used = {d.device for d in disks}
-        self.instance.meta["cdroms"] = [{"path": seed_path, "device": next(d for d in ("sda", "sdb", "sdc", "sdd")
-                                                                          if d not in used)}]
+        self.instance.meta["cdroms"] = [{"path": seed_path, "device": domain.cdrom_device(used)}]
         self.instance.save()
 
         # Last, so that a failed prepare leaves no console log behind; a console problem never fails the job.
         self.step = "creating the console log"
         sys.stderr.write("condor-cloud prepare: %s\n" % consoles.prepare(self.settings.console_dir, instance_id,
-                                                                          self.scratch_dir))
+                                                                          self.scratch_dir,
+                                                                          keep=self.settings.console_keep))
         return {
             "CloudInstanceId": instance_id,
             "CloudInstanceDir": self.instance.path,
@@ -131,8 +131,8 @@ def main(argv=None, stdin=None, stdout=None, starter_pid=None):
         settings = config.load_settings()
         signal.alarm(max(1, settings.prepare_timeout))
         ad = jobad.read_ad(stdin)
-        prepare = Prepare(settings, ad, os.environ.get("_CONDOR_SCRATCH_DIR", ""),
-                          starter_pid if starter_pid is not None else os.getppid())
+        prepare = Prepare(settings, ad, instances.Starter.of(starter_pid if starter_pid is not None
+                                                             else os.getppid()))
         attrs = prepare.run()
         signal.alarm(0)
         stdout.write(jobad.format_attrs(attrs))

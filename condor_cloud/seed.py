@@ -290,7 +290,15 @@ def read_seed(path):
     return label, files
 
 
-# ---------------------------------------------------------------------------------------------------- job ads
+# ---------------------------------------------------------------------------------------------------- job inputs
+
+# Files the job brings into its sandbox (transfer_input_files), read by the prepare hook. They are input files, not
+# job attributes, because any user of the schedd can read any job's attributes (condor_q -l), and user data often
+# holds secrets; the sandbox on the node is readable only by the execute account.
+USER_DATA_FILE = "user-data"
+SSH_KEYS_FILE = "ssh-authorized-keys"
+_MAX_KEYS_FILE = MAX_KEYS * 16 * 1024
+
 
 @dataclass
 class SeedInputs:
@@ -299,13 +307,40 @@ class SeedInputs:
     name: str = ""
 
 
-def inputs_from_ad(ad):
-    """User data, SSH keys and instance name from a job ad: CloudUserData (base64), CloudSSHKey (one key per
-    line) and CloudName (free-form; see hostname_for). Missing attributes are fine."""
+def _read_sandbox_file(scratch, name, limit):
+    """Bytes of scratch/name (None when absent): a regular file, opened without following a link, at most limit."""
+    path = os.path.join(scratch, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CloudError("the job's input file %s cannot be read (%s); it must be a regular file"
+                         % (name, exc.strerror), errors.BAD_REQUEST) from None
+    with os.fdopen(fd, "rb") as f:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CloudError("the job's input file %s must be a regular file" % name, errors.BAD_REQUEST)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise CloudError("the job's input file %s is too large: at most %d bytes (%d KiB)"
+                         % (name, limit, limit // 1024), errors.BAD_REQUEST)
+    return data
+
+
+def inputs_from_job(ad, scratch):
+    """User data, SSH keys and instance name of a job: the files user-data (raw, as cloud-init reads it) and
+    ssh-authorized-keys (one OpenSSH public key per line) in its sandbox, and its name (CloudName, which only the
+    API may set, else the executable's base name; see hostname_for). Missing files are fine."""
     from . import jobad
 
-    return SeedInputs(
-        user_data=decode_user_data(jobad.get(ad, "CloudUserData", str, None)),
-        ssh_keys=parse_ssh_keys(jobad.get(ad, "CloudSSHKey", str, None)),
-        name=jobad.get(ad, "CloudName", str, "") or "",
-    )
+    user_data = _read_sandbox_file(scratch, USER_DATA_FILE, MAX_USER_DATA) if scratch else None
+    keys = _read_sandbox_file(scratch, SSH_KEYS_FILE, _MAX_KEYS_FILE) if scratch else None
+    if keys is not None:
+        try:
+            keys = keys.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CloudError("the job's input file %s is not UTF-8 text" % SSH_KEYS_FILE, errors.BAD_REQUEST) from None
+    name = jobad.get(ad, "CloudName", str, "") or os.path.basename(jobad.get(ad, "Cmd", str, "") or "")
+    return SeedInputs(user_data=check_user_data(user_data or None), ssh_keys=parse_ssh_keys(keys), name=name)

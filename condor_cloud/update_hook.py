@@ -1,7 +1,10 @@
 """The update hook (<KW>_HOOK_UPDATE_JOB_INFO), run by the starter with each job update while the instance runs:
 discover the instance's IP address on the node and, when the job asked for VNC (vm_vnc = true), where its VNC
 server listens; publish both into the job ad with condor_chirp, so condor_q and the API show them. HTCondor
-ignores the hook's output."""
+ignores the hook's output.
+
+The instance is the one this hook's starter made (instances.find_bound), never one named by the job ad: a job's
+owner controls its ad, and publishing another instance's address or VNC endpoint would leak it."""
 
 import os
 import socket
@@ -26,17 +29,18 @@ def node_name(machine_ad_path=None):
 
 
 def main(argv=None, stdin=None, stdout=None, discover=addresses.discover, publish=addresses.publish,
-         read_xml=vnc.live_xml):
+         read_xml=vnc.live_xml, starter_pid=None):
     """Job ad on stdin; publishes ChirpCloudAddress(es) and ChirpCloudVNC when known and changed; exit 0, or 1
     with the reason on standard error (the next update tries again)."""
     stdin = stdin or sys.stdin
     try:
         settings = config.load_settings()
         ad = jobad.read_ad(stdin)
-        instance_id = jobad.get(ad, "CloudInstanceId", str, "")
-        if not instance_id:
-            return 0
-        instance = instances.load(settings.instance_dir, instance_id)
+        starter = instances.Starter.of(starter_pid if starter_pid is not None else os.getppid())
+        bound = instances.find_bound(settings.instance_dir, starter)
+        if not bound:
+            return 0  # before the prepare hook ran (the first update comes earlier), or it failed
+        instance = bound[0]
         network = domain.parse_network(settings.network)
         attrs = {}
         found = addresses.address_attrs(discover(instance.meta["mac"], network, libvirt_uri=settings.libvirt_uri))

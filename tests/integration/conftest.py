@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "sandbox"))
 
 import sandbox as sandbox_mod  # noqa: E402
 
-VARIANTS = ("poweroff", "sleep", "write", "seed")
+VARIANTS = ("poweroff", "sleep", "write", "seed", "dhcp")
 
 
 def _need_root():

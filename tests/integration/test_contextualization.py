@@ -1,7 +1,8 @@
 """Contextualization on the real pool: the prepare hook's NoCloud seed reaches the guest as a CD-ROM labelled
-cidata, and the guest prints the user data it finds there (tests/images `seed` variant)."""
+cidata, and the guest prints the user data it finds there (tests/images `seed` variant). By hand, user data is an
+input file named user-data (docs/SUBMIT.txt); the API's launches spool the same file (tests/integration/
+test_isolation.py)."""
 
-import base64
 import time
 
 import pytest
@@ -11,12 +12,11 @@ from helpers import console
 SUBMIT = """\
 universe = vm
 vm_type = kvm
-executable = seeded-instance
+executable = web-1
 vm_memory = 256
 vm_disk = seeded.qcow2:vda:w
 vm_no_output_vm = true
-+CloudUserData = "{user_data}"
-+CloudName = "web-1"
+transfer_input_files = user-data
 queue
 """
 
@@ -25,11 +25,20 @@ def between(text, begin, end):
     return text.split(begin, 1)[1].split(end, 1)[0].strip() if begin in text and end in text else None
 
 
+def write_user_data(sb, data):
+    """alice's file ~/user-data (her submit description transfers it), readable by her only."""
+    path = sb.path("/home/alice/user-data")
+    with open(path, "wb") as f:
+        f.write(data)
+    sb.run(["chown", "alice:alice", "/home/alice/user-data"])
+    sb.run(["chmod", "0600", "/home/alice/user-data"])
+
+
 def test_guest_reads_its_user_data_from_the_seed(sandbox, test_images):
     sandbox.put_image("seeded.qcow2", test_images["seed"])
     user_data = "#cloud-config\nruncmd:\n - echo hello from condor cloud\n"
-    encoded = base64.b64encode(user_data.encode()).decode()
-    cluster = sandbox.submit(SUBMIT.format(user_data=encoded), user="alice")
+    write_user_data(sandbox, user_data.encode())
+    cluster = sandbox.submit(SUBMIT, user="alice")
     end = time.time() + 300
     seen = ""
     while time.time() < end:
@@ -49,8 +58,9 @@ def test_guest_reads_its_user_data_from_the_seed(sandbox, test_images):
 
 def test_bad_user_data_is_held_with_a_clear_reason(sandbox, test_images):
     sandbox.put_image("seeded.qcow2", test_images["seed"])
-    cluster = sandbox.submit(SUBMIT.format(user_data="this is not base64!"), user="alice")
+    write_user_data(sandbox, b"\xff\xfe binary junk")
+    cluster = sandbox.submit(SUBMIT, user="alice")
     sandbox.wait_job(cluster, ("held",), timeout=180)
     reason = sandbox.hold_reason(cluster)
-    assert "base64" in reason, reason
+    assert "user data is neither UTF-8 text nor gzip" in reason, reason
     sandbox.run(["condor_rm", str(cluster)], user="alice")

@@ -44,8 +44,11 @@ def cloud(tmp_path, monkeypatch):
     lay.instances = tmp_path / "instances"
     lay.outside = tmp_path / "outside"
     lay.consoles = tmp_path / "consoles"
-    for d in (lay.store, lay.store / "staging", lay.cache, lay.instances, lay.outside, lay.consoles):
+    # The starter's scratch directory that hooks see (_CONDOR_SCRATCH_DIR); instances are bound to it.
+    lay.scratch = tmp_path / "scratch"
+    for d in (lay.store, lay.store / "staging", lay.cache, lay.instances, lay.outside, lay.consoles, lay.scratch):
         d.mkdir()
+    monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(lay.scratch))
     lay.config = tmp_path / "condor_config"
     lay.extra = ""
 

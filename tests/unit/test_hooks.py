@@ -120,11 +120,8 @@ def test_a_wait_on_the_cache_lock_is_bounded(demo):
     assert os.listdir(demo.instances) == []
 
 
-def test_a_file_in_scratch_that_would_shadow_the_overlay_is_refused(demo, tmp_path, monkeypatch):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    (scratch / "vda.qcow2").write_bytes(b"user file")
-    monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(scratch))
+def test_a_file_in_scratch_that_would_shadow_the_overlay_is_refused(demo):
+    (demo.scratch / "vda.qcow2").write_bytes(b"user file")
     status, out = run_prepare(job_ad())
     assert status == 1 and "shadow" in out["HookStatusMessage"]
 
@@ -150,16 +147,17 @@ class NoDomains:
         return None
 
 
-def xml_for(ad_text, hypervisor=None):
+def xml_for(ad_text, hypervisor=None, scratch=None):
+    """Run the XML script as vm-gahp does, in the job's scratch directory (default: the `cloud` fixture's)."""
     out = io.StringIO()
-    status = libvirt_xml.main([], io.StringIO(ad_text), out, hypervisor=hypervisor or NoDomains())
+    status = libvirt_xml.main([], io.StringIO(ad_text), out, hypervisor=hypervisor or NoDomains(),
+                              scratch=scratch or os.environ["_CONDOR_SCRATCH_DIR"])
     return status, out.getvalue()
 
 
 def test_xml_script_renders_the_prepared_instance(demo):
     _, prepared = run_prepare(job_ad())
-    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"], VMPARAM_VM_NAME='"alice_7.0"',
-                JobVM_VCPUS=2, JobVMVNCConsole="true")
+    ad = job_ad(VMPARAM_VM_NAME='"alice_7.0"', JobVM_VCPUS=2, JobVMVNCConsole="true")
     status, xml = xml_for(ad)
     assert status == 0
     root = ET.fromstring(xml)
@@ -178,16 +176,14 @@ def test_xml_script_renders_the_prepared_instance(demo):
 
 def test_xml_script_ignores_disk_paths_in_the_job_ad(demo):
     _, prepared = run_prepare(job_ad())
-    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"], VMPARAM_VM_NAME='"alice_7.0"',
-                VMPARAM_vm_Disk='"/etc/shadow:vda:w"')
+    ad = job_ad(VMPARAM_VM_NAME='"alice_7.0"', VMPARAM_vm_Disk='"/etc/shadow:vda:w"')
     status, xml = xml_for(ad)
     assert status == 0 and "/etc/shadow" not in xml
 
 
-@pytest.mark.parametrize("attrs", [dict(), dict(CloudInstanceId='"../../etc"'), dict(CloudInstanceId='"9.9-deadbeef"'),
-                                   dict(CloudInstanceId='"1.0-00000000"', JobVMMemory=0)])
-def test_xml_script_fails_without_output_on_bad_input(cloud, attrs):
-    status, xml = xml_for(job_ad(VMPARAM_VM_NAME='"alice_7.0"', **attrs))
+def test_xml_script_without_a_prepared_instance_fails_without_output(cloud):
+    # (bounds and path guards: tests/unit/test_libvirt_xml.py; ads naming other instances: test_instance_binding.py)
+    status, xml = xml_for(job_ad(VMPARAM_VM_NAME='"alice_7.0"', CloudInstanceId='"1.0-00000000"'))
     assert status == 1 and xml == ""
 
 
@@ -207,10 +203,17 @@ def test_exit_hook_finds_the_instance_without_our_attributes(demo):
     assert os.listdir(demo.instances) == []
 
 
-def test_exit_hook_leaves_other_jobs_alone(demo):
-    run_prepare(job_ad(GlobalJobId='"other#1.0#1"'), starter_pid=os.getpid())
-    exit_hook.main(["exit", "exit"], io.StringIO(job_ad()), starter_pid=os.getpid())
-    assert len(os.listdir(demo.instances)) == 1
+def test_exit_hook_leaves_other_starters_instances_alone(demo, monkeypatch, tmp_path):
+    victim = Starter()
+    try:
+        _, prepared = run_prepare(job_ad(GlobalJobId='"other#1.0#1"'), starter_pid=victim.pid)
+        # same scratch directory, another starter; then same starter, another scratch directory
+        assert exit_hook.main(["exit", "exit"], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
+        monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(tmp_path))
+        assert exit_hook.main(["exit", "exit"], io.StringIO(job_ad()), starter_pid=victim.pid) == 0
+        assert os.listdir(demo.instances) == [prepared["CloudInstanceId"]]
+    finally:
+        victim.kill()
 
 
 # -- cleanup -----------------------------------------------------------------------------------------------
@@ -293,8 +296,9 @@ def test_prepare_builds_the_cloud_init_seed(demo):
     from condor_cloud import seed
 
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org"
-    status, out = run_prepare(job_ad(CloudUserData='"I2Nsb3VkLWNvbmZpZwo="', CloudSSHKey='"%s"' % key,
-                                     CloudName='"Web_1"'))
+    (demo.scratch / "user-data").write_bytes(b"#cloud-config\n")
+    (demo.scratch / "ssh-authorized-keys").write_text(key + "\n")
+    status, out = run_prepare(job_ad(CloudName='"Web_1"'))
     assert status == 0
     seed_path = os.path.join(out["CloudInstanceDir"], "seed.iso")
     meta = instances.load(str(demo.instances), out["CloudInstanceId"]).meta
@@ -306,9 +310,10 @@ def test_prepare_builds_the_cloud_init_seed(demo):
 
 
 def test_bad_user_data_is_held_and_leaves_nothing(cloud):
-    status, out = run_prepare(job_ad(CloudUserData='"not base64!"'))
+    (cloud.scratch / "user-data").write_bytes(b"\xff\xfe binary")
+    status, out = run_prepare(job_ad())
     assert status == 1 and out["HookStatusCode"] == errors.BAD_REQUEST
-    assert out["HookStatusMessage"].startswith("user data is not valid base64")
+    assert out["HookStatusMessage"].startswith("user data is neither UTF-8 text nor gzip")
     assert os.listdir(cloud.instances) == []
 
 
@@ -325,14 +330,15 @@ def test_update_hook_publishes_the_discovered_address(demo):
         seen.append((m, network.kind))
         return ["192.0.2.10"]
 
-    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"])
-    assert update_hook.main([], io.StringIO(ad), discover=discover, publish=published.append) == 0
+    ad = job_ad()
+    assert update_hook.main([], io.StringIO(ad), discover=discover, publish=published.append,
+                            starter_pid=os.getpid()) == 0
     assert seen == [(mac, "none")]
     assert published == [{"ChirpCloudAddress": "192.0.2.10", "ChirpCloudAddresses": "192.0.2.10"}]
     # already in the job ad: not published again
     published.clear()
-    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"], ChirpCloudAddresses='"192.0.2.10"')
-    update_hook.main([], io.StringIO(ad), discover=discover, publish=published.append)
+    ad = job_ad(ChirpCloudAddresses='"192.0.2.10"')
+    update_hook.main([], io.StringIO(ad), discover=discover, publish=published.append, starter_pid=os.getpid())
     assert published == []
 
 
@@ -345,35 +351,33 @@ def test_update_hook_reports_a_failed_publish_and_exits_1(demo, capsys):
     def publish(attrs):
         raise CloudError("condor_chirp set_job_attr_delayed ChirpCloudAddress failed (exit 1): no chirp config")
 
-    ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"])
-    assert update_hook.main([], io.StringIO(ad), discover=lambda *a, **k: ["192.0.2.10"], publish=publish) == 1
+    assert update_hook.main([], io.StringIO(job_ad()), discover=lambda *a, **k: ["192.0.2.10"], publish=publish,
+                            starter_pid=os.getpid()) == 1
     assert capsys.readouterr().err == ("condor-cloud update: condor_chirp set_job_attr_delayed ChirpCloudAddress "
                                        "failed (exit 1): no chirp config\n")
 
 
 def test_update_hook_without_an_instance_does_nothing(cloud):
     calls = []
-    assert update_hook.main([], io.StringIO(job_ad()), discover=calls.append, publish=calls.append) == 0
+    assert update_hook.main([], io.StringIO(job_ad()), discover=calls.append, publish=calls.append,
+                            starter_pid=os.getpid()) == 0
     assert calls == []
 
 
-def test_cleanup_prunes_old_console_logs_only(demo):
-    old, new = demo.consoles / "1.0-0000aaaa.log", demo.consoles / "2.0-0000bbbb.log"
-    old.write_text("old boot")
-    new.write_text("new boot")
-    os.utime(str(old), (1, 1))
-    run_cleanup(FakeHypervisor())
-    assert os.listdir(demo.consoles) == ["2.0-0000bbbb.log"]
-
-
-def test_cleanup_prunes_rotated_console_logs_and_nothing_else(demo):
+def test_prepare_prunes_console_logs_past_the_keep_time_and_nothing_else(demo):
+    # The console directory is writable by the execute account only, so its prepare hook prunes, not the cleanup.
     # virtlogd rotates a log that reaches its max_size to <name>.0, .1, ...
-    names = ["3.0-0000cccc.log.0", "3.0-0000cccc.log.1", "README", "3.0-0000cccc.log.old", ".hidden.log"]
+    names = ["1.0-0000aaaa.log", "3.0-0000cccc.log.0", "3.0-0000cccc.log.1", "README", "3.0-0000cccc.log.old",
+             ".hidden.log", "2.0-0000bbbb.log"]
     for name in names:
         (demo.consoles / name).write_text("x")
-        os.utime(str(demo.consoles / name), (1, 1))
+        if name != "2.0-0000bbbb.log":
+            os.utime(str(demo.consoles / name), (1, 1))
     run_cleanup(FakeHypervisor())
-    assert sorted(os.listdir(demo.consoles)) == [".hidden.log", "3.0-0000cccc.log.old", "README"]
+    assert len(os.listdir(demo.consoles)) == len(names)  # the cleanup (user condor) leaves them
+    _, out = run_prepare(job_ad())
+    assert sorted(os.listdir(demo.consoles)) == sorted([".hidden.log", "2.0-0000bbbb.log", "3.0-0000cccc.log.old",
+                                                        "README", out["CloudInstanceId"] + ".log"])
 
 
 class DomainsByName(FakeHypervisor):
@@ -390,16 +394,23 @@ def test_xml_script_destroys_a_stale_domain_of_a_dead_instance(demo):
     _, dead = run_prepare(job_ad(), starter_pid=starter.pid)
     starter.kill()
     dead_uuid = instances.load(str(demo.instances), dead["CloudInstanceId"]).meta["uuid"]
-    _, fresh = run_prepare(job_ad())
+    run_prepare(job_ad())
     hv = DomainsByName({"alice_7.0": dead_uuid})
-    status, xml = xml_for(job_ad(CloudInstanceId='"%s"' % fresh["CloudInstanceId"], VMPARAM_VM_NAME='"alice_7.0"'), hv)
+    status, xml = xml_for(job_ad(VMPARAM_VM_NAME='"alice_7.0"'), hv)
     assert status == 0 and hv.destroyed == [dead_uuid]
 
 
-def test_xml_script_never_destroys_a_live_instance_domain(demo):
+def test_xml_script_never_destroys_a_live_instance_domain(demo, monkeypatch, tmp_path):
     _, live = run_prepare(job_ad())
     live_uuid = instances.load(str(demo.instances), live["CloudInstanceId"]).meta["uuid"]
-    _, other = run_prepare(job_ad())
+    monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(tmp_path))  # another job of this starter, in its own scratch
+    run_prepare(job_ad())
     hv = DomainsByName({"alice_7.0": live_uuid})
-    status, xml = xml_for(job_ad(CloudInstanceId='"%s"' % other["CloudInstanceId"], VMPARAM_VM_NAME='"alice_7.0"'), hv)
+    status, xml = xml_for(job_ad(VMPARAM_VM_NAME='"alice_7.0"'), hv, scratch=str(tmp_path))
     assert status == 1 and xml == "" and hv.destroyed == []
+
+
+def test_a_disk_format_that_contradicts_the_image_is_held_and_leaves_nothing(demo):
+    status, out = run_prepare(job_ad(VMPARAM_vm_Disk='"demo.qcow2:vda:w:raw"'))
+    assert_held(status, out, errors.BAD_REQUEST, "vm_disk says image 'demo.qcow2' is raw but it is qcow2")
+    assert os.listdir(demo.instances) == []

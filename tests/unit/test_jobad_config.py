@@ -78,7 +78,7 @@ def test_parse_size(text, size):
 
 
 def test_instance_owned_by_a_reused_pid_is_an_orphan(tmp_path):
-    inst = instances.create(str(tmp_path), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, os.getpid())
+    inst = instances.create(str(tmp_path), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, instances.Starter.of(os.getpid()))
     assert inst.starter_alive()
     inst.meta["starter"]["start_time"] -= 1  # same pid, different process
     assert not inst.starter_alive()

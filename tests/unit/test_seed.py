@@ -279,17 +279,39 @@ def ad(text):
     return classad2.parseOne(text)
 
 
-def test_inputs_from_ad():
-    inputs = seed.inputs_from_ad(ad('CloudUserData = "%s"\nCloudSSHKey = "%s"\nCloudName = "Web_1"\n'
-                                    % (b64(SCRIPT), ED25519)))
+def test_inputs_from_job_read_the_sandbox_files(tmp_path):
+    (tmp_path / "user-data").write_bytes(SCRIPT)
+    (tmp_path / "ssh-authorized-keys").write_text(ED25519 + "\n\n")
+    inputs = seed.inputs_from_job(ad('CloudName = "Web_1"\nCloudUserData = "%s"\n' % b64(b"ignored")), str(tmp_path))
     assert inputs.user_data == SCRIPT and inputs.ssh_keys == [ED25519] and inputs.name == "Web_1"
     assert seed.hostname_for(inputs.name, ID) == "web-1"
-    empty = seed.inputs_from_ad(ad("ClusterId = 12\n"))
-    assert empty.user_data is None and empty.ssh_keys == [] and empty.name == ""
+    empty = seed.inputs_from_job(ad('ClusterId = 12\nCmd = "/home/alice/db_2.prod"\n'), str(tmp_path / "none"))
+    assert empty.user_data is None and empty.ssh_keys == [] and empty.name == "db_2.prod"
 
 
-def test_inputs_from_ad_errors_are_bad_requests():
-    for text in ('CloudUserData = "%%%"\n', 'CloudSSHKey = "ssh-dss AAAA"\n', "CloudUserData = 5\n"):
-        with pytest.raises(CloudError) as info:
-            seed.inputs_from_ad(ad(text))
-        assert info.value.code == errors.BAD_REQUEST
+@pytest.mark.parametrize("name, content, message", [
+    ("ssh-authorized-keys", b"ssh-dss AAAA\n", "not supported"),
+    ("ssh-authorized-keys", b"\xff\xfe", "not UTF-8"),
+    ("user-data", b"#!/bin/sh\n\x00", "NUL byte"),
+    ("user-data", b"\xff" * 10, "neither UTF-8"),
+    ("user-data", b"x" * (seed.MAX_USER_DATA + 1), "too large"),
+])
+def test_bad_sandbox_files_are_bad_requests(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(CloudError, match=message) as info:
+        seed.inputs_from_job(ad("ClusterId = 1\n"), str(tmp_path))
+    assert info.value.code == errors.BAD_REQUEST
+
+
+def test_a_sandbox_file_that_is_a_link_or_not_a_file_is_refused(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("root's secret")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    os.symlink(str(secret), str(sandbox / "user-data"))
+    with pytest.raises(CloudError, match="regular file"):
+        seed.inputs_from_job(ad("ClusterId = 1\n"), str(sandbox))
+    os.unlink(str(sandbox / "user-data"))
+    os.mkfifo(str(sandbox / "user-data"))
+    with pytest.raises(CloudError, match="regular file"):
+        seed.inputs_from_job(ad("ClusterId = 1\n"), str(sandbox))

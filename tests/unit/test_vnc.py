@@ -2,6 +2,7 @@
 pool publishes a real QEMU's VNC server in tests/integration/test_pool.py)."""
 
 import io
+import os
 
 import pytest
 
@@ -81,9 +82,10 @@ def test_update_hook_publishes_vnc_only_for_vnc_jobs_and_only_when_changed(cloud
     published = []
 
     def run(**attrs):
-        ad = job_ad(CloudInstanceId='"%s"' % prepared["CloudInstanceId"], **attrs)
+        ad = job_ad(**attrs)
         return update_hook.main([], io.StringIO(ad), discover=lambda *a, **k: [], publish=published.append,
-                                read_xml=lambda uuid, uri: LIVE % ("5908", "0.0.0.0", "0.0.0.0"))
+                                read_xml=lambda uuid, uri: LIVE % ("5908", "0.0.0.0", "0.0.0.0"),
+                                starter_pid=os.getpid())
 
     assert run() == 0 and published == []                                    # no vm_vnc: nothing
     assert run(JobVMVNCConsole="true") == 0

@@ -8,6 +8,7 @@ import pytest
 
 from condor_cloud.api import create_app
 from condor_cloud.api.config import ApiSettings, parse_profiles
+from condor_cloud.api.state import StateStore
 from condor_cloud.instances_api import CloudJobs
 from condor_cloud.keys import KeyStore
 from condor_cloud.users import UserFile
@@ -38,6 +39,7 @@ class FakeSchedd:
         self.queries = []
         self.down = False
         self.next_cluster = 41
+        self.spooled = []  # {name: bytes, "mode": {name: mode}} read from the submit's initialdir at spool time
 
     def _check(self):
         if self.down:
@@ -45,9 +47,11 @@ class FakeSchedd:
 
             raise htcondor2.HTCondorException("Failed to connect to schedd")
 
-    def submit(self, description, count=0, **kw):
+    def submit(self, description, count=0, spool=False, **kw):
         self._check()
         sub = dict(description)
+        if spool:
+            sub["<spool>"] = True
         self.submitted.append(sub)
         self.next_cluster += 1
         cluster = self.next_cluster
@@ -66,7 +70,21 @@ class FakeSchedd:
             def cluster(self_):
                 return cluster
 
+        Result.submitted = sub
         return Result()
+
+    def spool(self, result):
+        """Read the input files as the schedd would, from the initialdir, while the API still has them."""
+        self._check()
+        sub = result.submitted
+        assert sub.get("<spool>"), "spool() without submit(spool=True)"
+        files, modes = {}, {}
+        for name in sub["transfer_input_files"].split(","):
+            path = os.path.join(sub["initialdir"], name)
+            modes[name] = os.stat(path).st_mode & 0o777
+            with open(path, "rb") as f:
+                files[name] = f.read()
+        self.spooled.append({"files": files, "modes": modes, "dir_mode": os.stat(sub["initialdir"]).st_mode & 0o777})
 
     def query(self, constraint="True", projection=(), **kw):
         self._check()
@@ -102,7 +120,7 @@ def _cheap_hashes():
 
 
 @pytest.fixture
-def env(tmp_path, mocker):
+def env(tmp_path, mocker, monkeypatch):
     class Env:
         pass
 
@@ -116,15 +134,20 @@ def env(tmp_path, mocker):
                              users_file=str(tmp_path / "users"), keys_dir=str(tmp_path / "keys"),
                              profiles=parse_profiles("small:512:1 medium:1024:2 large:2048:4"), max_user_data=1024,
                              realm="Condor Cloud", schedd="")
-    # Cheap hashes (N=1024) keep the tests fast; verification reads the cost from each stored hash.
+    # Cheap hashes (N=1024) keep the tests fast; verification reads the cost from each stored hash, and the
+    # target cost is lowered to match, so no login upgrades them (tests/unit/test_users.py tests the upgrade).
+    from condor_cloud import users as users_mod
+
+    monkeypatch.setattr(users_mod, "SCRYPT_N", 1024)
     (tmp_path / "users").write_text("".join("%s:%s:%s\n" % (name, "admin" if name == "root_" else "user", h)
                                             for name, h in _cheap_hashes().items()))
     e.users = UserFile(e.settings.users_file, group=None)
     e.keys = KeyStore(e.settings.keys_dir)
     e.schedd = FakeSchedd()
     e.factory = mocker.Mock(side_effect=lambda: e.schedd)
-    e.jobs = CloudJobs(e.factory)
-    e.app = create_app(settings=e.settings, users=e.users, keys=e.keys, jobs=e.jobs)
+    e.jobs = CloudJobs(e.factory, submitter="condor-cloud-api")
+    e.state = StateStore(str(tmp_path / "state"))
+    e.app = create_app(settings=e.settings, users=e.users, keys=e.keys, jobs=e.jobs, state=e.state)
     e.client = e.app.test_client()
     return e
 
@@ -153,3 +176,27 @@ def image_id(name):
 
 
 DEMO_ID = image_id("demo.qcow2")
+
+
+ORIGIN = "http://localhost"  # the Flask test client's own origin
+
+
+def browser(origin=ORIGIN, site="same-origin", mode="navigate", dest="document"):
+    """Headers a browser sends with a form submission of this site's own page."""
+    headers = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    if origin is not None:
+        headers["Origin"] = origin
+    if site is not None:
+        headers.update({"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode, "Sec-Fetch-Dest": dest})
+    return headers
+
+
+def login(client, user="alice", password=None, **environ):
+    """Log the test client in through the login form; return the session's CSRF token (read from a page)."""
+    import re
+
+    r = client.post("/api/login", data={"username": user, "password": password or PASSWORDS[user], "next": "/api"},
+                    headers=browser(), environ_overrides=environ)
+    assert r.status_code == 303, r.data
+    page = client.get("/api/keys", headers=browser(origin=None), environ_overrides=environ).data.decode()
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

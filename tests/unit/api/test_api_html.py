@@ -31,7 +31,7 @@ def test_launch_from_form_and_destroy_button(env):
     assert r.status_code == 303
     location = r.headers["Location"]
     assert re.search(r"/api/instances/master\.example\.org_42\.0_1700000000$", location)
-    assert env.schedd.submitted[0]["MY.CloudUserData"] == '"I2Nsb3VkLWNvbmZpZwo="'
+    assert env.schedd.spooled[0]["files"] == {"user-data": b"#cloud-config\n"}
     page = env.client.get(location, headers=html()).data.decode()
     assert 'id="state">PENDING' in page and 'http-equiv="refresh"' in page
     assert 'action="%s/destroy"' % location in page

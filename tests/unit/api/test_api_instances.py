@@ -2,6 +2,7 @@
 backend errors."""
 
 import base64
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -31,8 +32,8 @@ def test_create_submits_the_by_hand_job(env):
     assert sub == {
         "universe": "vm", "vm_type": "kvm", "vm_memory": "1024", "vm_vcpus": "2", "request_cpus": "2",
         "vm_disk": "demo.qcow2:vda:w", "vm_no_output_vm": "true", "executable": "web1",
-        "MY.CloudOwner": '"alice"', "MY.CloudProfile": '"medium"', "MY.CloudImage": '"demo.qcow2"',
-        "MY.CloudName": '"web1"'}
+        "MY.CloudOwner": '"alice"', "MY.CloudProfile": '"medium"', "MY.CloudName": '"web1"'}
+    assert env.schedd.spooled == []  # nothing to send: no user data, no key
 
 
 def test_create_defaults_small_and_a_name(env):
@@ -60,15 +61,22 @@ def test_create_params_in_query_string(env):
     assert r.status_code == 201 and r.get_json()["instance"]["hardware_profile"]["id"] == "large"
 
 
-def test_user_data_and_key_become_attributes(env):
+def test_user_data_and_key_travel_as_private_spooled_files_not_attributes(env):
     env.keys.add("alice", "laptop", ED25519)
     data = base64.b64encode(b"#cloud-config\nhostname: web1\n").decode()
     r = launch(env, user_data=data, keyname="laptop")
     assert r.status_code == 201
     sub = env.schedd.submitted[0]
-    assert sub["MY.CloudUserData"] == '"%s"' % data
+    # any schedd user can read any job's attributes (condor_q -l): the secrets must not be among them
+    assert not [k for k, v in sub.items() if data in str(v) or "AAAA" in str(v)]
     assert sub["MY.CloudKeyName"] == '"laptop"'
-    assert sub["MY.CloudSSHKey"] == '"%s"' % ED25519
+    assert sub["<spool>"] and sub["should_transfer_files"] == "YES" and sub["leave_in_queue"] == "false"
+    assert sub["transfer_input_files"] == "ssh-authorized-keys,user-data"
+    [spooled] = env.schedd.spooled
+    assert spooled["files"] == {"user-data": b"#cloud-config\nhostname: web1\n",
+                                "ssh-authorized-keys": (ED25519 + "\n").encode()}
+    assert set(spooled["modes"].values()) == {0o600} and spooled["dir_mode"] == 0o700
+    assert not os.path.exists(sub["initialdir"])  # the API keeps no copy once the schedd has it
     assert r.get_json()["instance"]["authentication"] == {"keyname": "laptop"}
     shown = ET.fromstring(env.client.get(r.headers["Location"], headers=xml()).data)
     assert shown.find("authentication").get("type") == "key"
@@ -114,7 +122,8 @@ def test_list_uses_one_query_with_projection(env):
     assert len(r.get_json()["instances"]) == 3
     assert len(env.schedd.queries) == 1
     constraint, projection = env.schedd.queries[0]
-    assert constraint == 'JobUniverse == 13 && CloudOwner == "alice"'
+    assert constraint == ('JobUniverse == 13 && ((Owner == "condor-cloud-api" && CloudOwner == "alice") || '
+                          '(Owner == "alice" && Owner != "condor-cloud-api"))')
     assert "GlobalJobId" in projection and "JobStatus" in projection
 
 
@@ -165,7 +174,7 @@ def test_destroy(env):
     assert act[0] == htcondor2.JobAction.Remove and act[1] == "42.0" and "alice" in act[2]
     # Removed but still in the queue: STOPPED, no actions, destroying again is 405.
     again = env.client.delete("/api/instances/" + inst["id"], headers=jsonh())
-    assert again.status_code == 405
+    assert again.status_code == 409
 
 
 def test_admin_destroys_anyones(env):
@@ -258,3 +267,16 @@ def test_console_is_for_the_owner_only_and_reports_condor_tail_errors(env, mocke
                               headers=jsonh()).status_code == 400
     r = env.client.get("/api/instances/%s/console" % inst["id"], headers=jsonh())
     assert r.status_code == 502 and "Job not running" in r.get_json()["message"]
+
+
+def test_state_errors_are_409_conflict(env, mocker):
+    from condor_cloud.instances_api import InstanceStateError
+
+    inst = launch(env).get_json()["instance"]
+    mocker.patch.object(env.jobs, "remove", side_effect=InstanceStateError("instance x is already being destroyed"))
+    for r in (env.client.delete("/api/instances/" + inst["id"], headers=jsonh()),
+              env.client.post("/api/instances/%s/destroy" % inst["id"], headers=xml()),
+              env.client.post("/api/instances/" + inst["id"], data={"_method": "delete"}, headers=jsonh())):
+        assert r.status_code == 409, r.data
+    r = env.client.delete("/api/instances/" + inst["id"], headers=xml())
+    assert ET.fromstring(r.data).find("code").text == "409" and "already being destroyed" in r.data.decode()
