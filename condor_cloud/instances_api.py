@@ -51,7 +51,7 @@ class BackendError(CloudError):
 
 
 class InstanceStateError(CloudError):
-    """The action is not allowed in the instance's current state: HTTP 405."""
+    """The action is not allowed in the instance's current state: HTTP 409 Conflict."""
 
     def __init__(self, message):
         super().__init__(message, errors.BAD_REQUEST)

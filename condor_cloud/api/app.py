@@ -12,37 +12,52 @@ Endpoints (every one also at ?format=xml|json|html, HTML for browsers by Accept)
   DELETE /api/instances/:id         -> 204 (also POST /api/instances/:id/destroy, or POST with _method=delete)
   POST /api/instances/:id/{start,stop,reboot} -> 412 (VM-universe jobs have no such action)
   GET  /api/keys[/:id], POST /api/keys (name, public_key), DELETE /api/keys/:id
+  GET/POST /api/login, POST /api/logout   the browsers' login form and session (sessions.py)
+
+Authentication: an Authorization: Basic header (programs), else the session cookie of the login form (browsers).
+Password checks are throttled per client and per user name (throttle.py); cross-site requests are refused and
+session requests that change state need a CSRF token (csrf.py). State errors (destroying a stopped instance, reading
+the console of one that does not run) are 409 Conflict.
 """
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
 import time
-from urllib.parse import urlsplit
 
 import jinja2
 from flask import Flask, Response, g, redirect, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
+from .. import errors as cloud_errors
 from ..errors import CloudError
 from ..instances_api import BackendError, CloudJobs, InstanceStateError, NoSuchInstance
 from ..keys import KeyStore
-from ..users import UserFile
-from . import models
+from ..users import UserFile, is_valid_name
+from . import csrf, models, sanitize
 from .config import API_VERSION
 from .errors import ApiError, reason
 from .negotiation import NotAcceptable, choose_format
+from .sessions import CSRF_FIELD, SESSION_COOKIE, Sessions, fingerprint
+from .state import StateStore
+from .throttle import LoginThrottle, Throttled
 
 log = logging.getLogger("condor_cloud.api")
 
 CONTENT_TYPES = {"xml": "application/xml", "json": "application/json", "html": "text/html; charset=utf-8"}
 MAX_BODY = 1 << 20
+STYLE_FILE = "html/style.css"
 
 
-def _cdata(value):
-    text = "" if value is None else str(value)
-    return Markup("<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>")
+def _style(app):
+    """The pages' one inline style sheet and its CSP hash (the pages have no scripts and load nothing else)."""
+    source, _, _ = app.jinja_loader.get_source(app.jinja_env, STYLE_FILE)
+    text = source.strip()
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return Markup(text), "'sha256-%s'" % digest
 
 
 class MatrixParams:
@@ -76,10 +91,11 @@ def _default_jobs(settings):
             return htcondor2.Schedd(ad)
         return htcondor2.Schedd()
 
-    return CloudJobs(factory)
+    return CloudJobs(factory, api_account=settings.api_account)
 
 
-def create_app(settings=None, users=None, keys=None, jobs=None):
+def create_app(settings=None, users=None, keys=None, jobs=None, state=None):
+    """The application. state: the StateStore of sessions and login counters (default: state.default_dir())."""
     if settings is None:
         from .config import load_api_settings
 
@@ -87,14 +103,24 @@ def create_app(settings=None, users=None, keys=None, jobs=None):
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.jinja_env.undefined = jinja2.StrictUndefined
-    app.jinja_env.filters["cdata"] = _cdata
+    app.jinja_env.filters["cdata"] = sanitize.cdata
+    # Every {{ value }} of every XML and HTML template is cleaned of characters XML cannot carry (sanitize.py).
+    app.jinja_env.finalize = sanitize.finalize
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    app.jinja_env.globals["csrf_field"] = _csrf_field
+    style, style_hash = _style(app)
+    app.jinja_env.globals["style"] = style
+    state = state or StateStore()
     app.extensions["condor_cloud"] = {
         "settings": settings,
         "users": users or UserFile(settings.users_file),
         "keys": keys or KeyStore(settings.keys_dir),
         "jobs": jobs or _default_jobs(settings),
+        "sessions": Sessions(state),
+        "throttle": LoginThrottle(state),
+        "csp": ("default-src 'none'; style-src %s; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+                % style_hash),
     }
     app.wsgi_app = MatrixParams(app.wsgi_app)
     _install(app)
@@ -118,23 +144,123 @@ def params():
     merged.update(request.args.to_dict())
     if request.method in ("POST", "PUT", "DELETE"):
         merged.update(request.form.to_dict())
+    merged.pop(CSRF_FIELD, None)
     return merged
 
 
-def current_user(required=True):
-    """The authenticated User, or None; raises 401 when required and the credentials are missing or wrong."""
-    if "user" in g:
-        return g.user
-    auth = request.authorization
+def _csrf_field():
+    """The hidden CSRF field of a form on a page of a session (nothing for a page fetched with Basic auth)."""
+    session = g.get("session")
+    if session is None:
+        return Markup("")
+    return Markup('<input type="hidden" name="%s" value="%s">') % (CSRF_FIELD, session.csrf)
+
+
+def is_browser():
+    """Only browsers send fetch metadata."""
+    return any(h in request.headers for h in ("Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest"))
+
+
+def _basic_credentials(header):
+    """(name, password) of an Authorization header; None when it is not Basic; ApiError 401 when malformed.
+    Nothing of the header's value is ever logged: without the ':' there is no telling name from password."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is None or b":" not in raw:
+        log.warning("malformed Basic credentials from %s (%s; not logged)", request.remote_addr,
+                    "not base64" if raw is None else "no ':' between user name and password")
+        raise _unauthorized("malformed HTTP Basic credentials: send base64 of NAME:PASSWORD")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    name, _, password = text.partition(":")
+    return name, password
+
+
+def _unauthorized(message="Authentication required: log in with a Condor Cloud user name and password"):
+    headers = {}
+    # Never challenge a browser (it would cache Basic credentials and send them with cross-site forms) nor an
+    # HTML page (the page is the login form).
+    if g.get("format") != "html" and not is_browser():
+        headers["WWW-Authenticate"] = 'Basic realm="%s"' % _ctx()["settings"].realm
+    return ApiError(401, message, headers)
+
+
+def _throttled(exc):
+    return ApiError(429, "too many failed logins from your address: try again in %d seconds" % exc.retry_after,
+                    {"Retry-After": str(exc.retry_after)})
+
+
+def check_password(name, password, required=True):
+    """The User of name/password, through the login throttle. Raises 429 when throttled (None instead when not
+    required: public pages then render as for an anonymous visitor); None on wrong credentials."""
+    ctx = _ctx()
+    try:
+        ctx["throttle"].check(request.remote_addr, name)
+    except Throttled as exc:
+        if not required:
+            return None
+        raise _throttled(exc) from None
+    user = ctx["users"].authenticate(name, password)
+    if user is None:
+        plausible = is_valid_name(name)
+        known = plausible and ctx["users"].get(name) is not None
+        # Only a name that exists is logged: one that does not may be a password typed in the wrong field.
+        log.warning("failed login for %s from %s", "user %s" % name if known else "an unknown user name",
+                    request.remote_addr)
+        ctx["throttle"].failed(request.remote_addr, name if plausible else "")
+    return user
+
+
+def session_user():
+    """The User of a live session cookie (sets g.session), or None."""
+    if "session_user" in g:
+        return g.session_user
+    ctx = _ctx()
+    token = request.cookies.get(SESSION_COOKIE)
     user = None
-    if auth is not None and auth.type == "basic":
-        user = _ctx()["users"].authenticate(auth.username or "", auth.password or "")
-        if user is None:
-            log.warning("failed login for %r from %s", (auth.username or "")[:40], request.remote_addr)
+    session = ctx["sessions"].lookup(token) if token else None
+    if session is not None:
+        user = ctx["users"].get(session.user)
+        if user is None or fingerprint(user) != session.fingerprint:
+            ctx["sessions"].end_key(session.key)  # password changed or user removed: the session ends
+            user, session = None, None
+    g.session = session
+    g.session_user = user
+    return user
+
+
+def authorization():
+    """The Authorization header, '' when absent or blank (then the session cookie counts: one rule for both the
+    CSRF check and authentication)."""
+    return request.headers.get("Authorization", "").strip()
+
+
+def current_user(required=True):
+    """The authenticated User, or None; raises 401 when required and the credentials are missing or wrong.
+    An Authorization header wins; without one, the session cookie counts."""
+    if "user" in g:
+        if g.user is None and required:
+            raise _unauthorized()
+        return g.user
+    header = authorization()
+    user = None
+    if header:
+        creds = _basic_credentials(header)
+        if creds is not None:
+            user = check_password(creds[0], creds[1], required)
+        g.session = None  # the Authorization header alone counts: pages get no CSRF field, no logout button
+    else:
+        user = session_user()
     g.user = user
     if user is None and required:
-        raise ApiError(401, "Authentication required: log in with a Condor Cloud user name and password",
-                       {"WWW-Authenticate": 'Basic realm="%s"' % _ctx()["settings"].realm})
+        raise _unauthorized()
     return user
 
 
@@ -150,11 +276,13 @@ def respond(status=200, xml=None, json_data=None, html=None, headers=None):
         template, context = xml
         body = render_template("xml/" + template, base=g.base, **context).strip() + "\n"
     elif fmt == "json":
-        body = json.dumps(json_data, sort_keys=False)
+        body = json.dumps(sanitize.clean_json(json_data), sort_keys=False)
     else:
         template, context = html
-        body = render_template("html/" + template, base=g.base, user=g.get("user"), **context)
-    data = body.encode("utf-8")
+        body = render_template("html/" + template, base=g.base, user=g.get("user"),
+                               logged_in=g.get("session") is not None, **context)
+    # Defense in depth: sanitize cleaned every value, so nothing is left for "replace" to do.
+    data = body.encode("utf-8", "replace")
     resp = Response(data, status=status, content_type=CONTENT_TYPES[fmt])
     _etag_headers(resp, status, data)
     for name, value in (headers or {}).items():
@@ -170,18 +298,6 @@ def html_redirect(location):
     return redirect(location, code=303)
 
 
-def _check_csrf():
-    """Browsers send Basic credentials with any form post; refuse one that comes from another site."""
-    if request.method not in ("POST", "PUT", "DELETE"):
-        return
-    if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
-        raise ApiError(403, "cross-site request refused")
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        if urlsplit(origin).netloc.lower() != (request.host or "").lower():
-            raise ApiError(403, "cross-site request refused (Origin %s)" % origin[:100])
-
-
 def _install(app):
     @app.before_request
     def _before():
@@ -195,13 +311,28 @@ def _install(app):
             g.base = ""
             raise ApiError(400, "the request has no Host header")
         g.base = request.host_url.rstrip("/")
-        _check_csrf()
+        csrf.check_request(request)
+        # A state-changing request that a session authenticates needs its CSRF token and a same-origin proof
+        # (csrf.py rule 2). The login form has no session yet (rule 3, in its view).
+        if (request.method not in csrf.SAFE_METHODS and not authorization()
+                and request.endpoint != "login_post" and session_user() is not None):
+            csrf.require_token(request, g.session)
 
     @app.after_request
     def _after(resp):
         resp.headers["Server"] = "Apache-Deltacloud/%s" % API_VERSION
         resp.headers["X-Deltacloud-Driver"] = models.DRIVER
-        resp.headers["Cache-Control"] = "max-age=0, private, must-revalidate"
+        if "Cache-Control" not in resp.headers:
+            resp.headers["Cache-Control"] = "max-age=0, private, must-revalidate"
+        # No page may be framed (clickjacking of Destroy) or run anything; the console sets a stricter policy.
+        resp.headers["X-Frame-Options"] = "DENY"
+        if "Content-Security-Policy" not in resp.headers:
+            resp.headers["Content-Security-Policy"] = _ctx()["csp"]
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        resp.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        resp.vary.add("Cookie")
         return resp
 
     @app.errorhandler(ApiError)
@@ -228,10 +359,16 @@ def _install(app):
 
     @app.errorhandler(InstanceStateError)
     def _bad_state(exc):
-        return _error_response(405, str(exc), {})
+        return _error_response(409, str(exc), {})
 
     @app.errorhandler(CloudError)
     def _cloud_error(exc):
+        if exc.code == cloud_errors.INTERNAL:
+            # A problem of the server (a damaged or unreadable user file, an unreadable store): the administrator
+            # reads the details in the log; clients get no paths.
+            log.error("server problem on %s %s: %s", request.method, request.path, exc)
+            return _error_response(500, "Internal Server Error: the server is misconfigured (the administrator "
+                                        "finds the details in the condor-cloud-api log)", {})
         return _error_response(400, str(exc), {})
 
     @app.errorhandler(Exception)
@@ -255,6 +392,10 @@ def _error_response(status, message, headers):
     if base == "" and request.environ.get("HTTP_HOST"):
         g.base = base = request.host_url.rstrip("/")
     g.base = base
+    if status == 401 and fmt == "html":
+        # A browser gets the login form, never a Basic challenge.
+        headers = {k: v for k, v in headers.items() if k.lower() != "www-authenticate"}
+        return respond(401, html=("login.html", {"message": message, "next": login_next()}), headers=headers)
     context = {"status": status, "url": request.path, "message": message, "driver": models.DRIVER,
                "provider": models.PROVIDER, "reason": reason(status)}
     resp = respond(status, xml=("error.xml", context),
@@ -262,3 +403,9 @@ def _error_response(status, message, headers):
                    html=("error.html", context), headers=headers)
     return resp
 
+
+def login_next():
+    """Where the login form returns to: this page for a GET, else the start page."""
+    if request.method == "GET" and request.path.startswith("/api"):
+        return request.full_path.rstrip("?")
+    return "/api"

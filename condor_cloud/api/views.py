@@ -1,6 +1,7 @@
 """The collections of the API (see app.py for the list of endpoints)."""
 
 import base64
+import re
 import time
 
 from flask import g, request
@@ -9,10 +10,11 @@ from ..errors import CloudError, shown
 from ..images import check_image_name
 from ..instances_api import InstanceStateError, check_instance_name, check_user_data
 from ..keys import NoSuchKey, check_keyname
-from . import jsonviews, models
-from .app import _ctx, current_user, html_redirect, no_content, params, respond
+from . import csrf, jsonviews, models
+from .app import _ctx, check_password, current_user, html_redirect, no_content, params, respond
 from .config import API_VERSION
 from .errors import ApiError
+from .sessions import SESSION_COOKIE
 
 LINKS = [
     ("drivers", []),
@@ -240,11 +242,8 @@ def instance_create():
 def _destroy(instance_id, user, unknown_status=404):
     info = _get_instance(instance_id, user, unknown_status)
     if info.state not in ("PENDING", "RUNNING"):
-        raise ApiError(405, "instance %s is %s: it cannot be destroyed now" % (instance_id, info.state))
-    try:
-        _ctx()["jobs"].remove(info, "destroyed through the Condor Cloud API by %s" % user.name)
-    except InstanceStateError as exc:
-        raise ApiError(405, str(exc)) from None
+        raise InstanceStateError("instance %s is %s: it cannot be destroyed now" % (instance_id, info.state))
+    _ctx()["jobs"].remove(info, "destroyed through the Condor Cloud API by %s" % user.name)
     return info
 
 
@@ -357,11 +356,53 @@ def key_member_post(key_id):
     return key_delete(key_id)
 
 
+# -- browser login --------------------------------------------------------------------------------------------
+_NEXT_RE = re.compile(r"/api(?:[/?;][\x21-\x5b\x5d-\x7e]*)?")  # a path of this API: printable, no backslash
+
+
+def _safe_next(value):
+    """Where to go after logging in: a path of this API only (never another site)."""
+    return value if isinstance(value, str) and _NEXT_RE.fullmatch(value) else "/api"
+
+
+def login_form():
+    g.format = "html"
+    current_user(required=False)
+    return respond(html=("login.html", {"message": "", "next": _safe_next(request.args.get("next"))}))
+
+
+def login_post():
+    """The login form: on success a session cookie (sessions.py) and a redirect to the page that asked."""
+    g.format = "html"
+    csrf.require_same_origin(request)
+    next_path = _safe_next(request.form.get("next"))
+    user = check_password(request.form.get("username", ""), request.form.get("password", ""))
+    if user is None:
+        return respond(401, html=("login.html", {"message": "Wrong user name or password.", "next": next_path}))
+    sessions = _ctx()["sessions"]
+    sessions.end(request.cookies.get(SESSION_COOKIE))
+    token, _ = sessions.create(user)
+    resp = html_redirect(g.base + next_path)
+    resp.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
+    return resp
+
+
+def logout_post():
+    """End the session (its CSRF token was checked before this view, csrf.py rule 2)."""
+    _ctx()["sessions"].end(request.cookies.get(SESSION_COOKIE))
+    resp = html_redirect(g.base + "/api/login")
+    resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
+    return resp
+
+
 def register(app):
     rule = app.add_url_rule
     rule("/", "root", lambda: html_redirect(g.base + "/api"))
     rule("/api", "api", api_root)
     rule("/api/", "api_slash", api_root)
+    rule("/api/login", "login", login_form, methods=["GET"])
+    rule("/api/login", "login_post", login_post, methods=["POST"])
+    rule("/api/logout", "logout", logout_post, methods=["POST"])
     rule("/api/drivers", "drivers", drivers_index)
     rule("/api/drivers/<driver_id>", "driver", driver_show)
     rule("/api/realms", "realms", realms_index)

@@ -1,5 +1,6 @@
 """The API against a real HTCondor VM pool (tests/sandbox): launch an instance that boots, destroy it (domain and
-overlay gone), plain HTTP and the PyPI `deltacloud` client, two users isolated, headless Chromium.
+overlay gone), plain requests and the PyPI `deltacloud` client, two users isolated, headless Chromium; all over
+HTTPS with the certificate `condor-cloud api-cert create` made (plain HTTP and other certificates fail).
 
 The sandbox runs in its own network namespace; the API server runs chrooted in the sandbox root as the account
 condor-cloud-api, and every client here talks to it from a thread that has joined that namespace (setns), so no
@@ -10,7 +11,6 @@ Needs: root, tests/sandbox/build-root, tests/images/build-image (sleep variant).
 test; each test skips with a reason when its tool is missing.
 """
 
-import base64
 import glob
 import json
 import os
@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from helpers import BASE, PASSWORDS, http, in_netns, start_api, stop_api, wait_state
+from helpers import BASE, PASSWORDS, ca_file, http, in_netns, start_api, stop_api, wait_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -117,6 +117,38 @@ def test_plain_http_xml(pool):
     assert status == 400 and ET.fromstring(body).find("code").text == "400"
 
 
+def test_https_only_with_the_hosts_certificate(pool, tmp_path):
+    import socket
+    import ssl
+    import urllib.error
+
+    from condor_cloud.api import tls
+
+    # The certificate the API serves is the one `condor-cloud api-cert create` made and showed (pinnable).
+    def served():
+        with socket.create_connection(("127.0.0.1", 3002)) as sock:
+            context = ssl.create_default_context(cafile=ca_file(pool))
+            with context.wrap_socket(sock, server_hostname="localhost") as conn:
+                return tls.fingerprint(conn.getpeercert(binary_form=True)), conn.version()
+
+    fingerprint, version = in_netns(pool, served)
+    assert fingerprint == pool.state["api"]["sha256"] and version in ("TLSv1.2", "TLSv1.3")
+    shown = json.loads(pool.run(["condor-cloud", "api-cert", "show", "--json"]).stdout)
+    assert shown["sha256_fingerprint"] == fingerprint and "127.0.0.1" in shown["addresses"]
+    # Plain HTTP on the API's port gets no HTTP answer at all (no password is ever read in clear).
+    with pytest.raises((urllib.error.URLError, ConnectionError)) as exc:
+        http(pool, "GET", "/api/instances", "alice", base=BASE.replace("https://", "http://"))
+    assert not isinstance(exc.value, urllib.error.HTTPError)
+    # A client that trusts another certificate, or only the system's CAs, refuses the server before it sends
+    # anything (the password included).
+    other = tls.create(str(tmp_path / "other.crt"), str(tmp_path / "other.key"), ["localhost"], ["127.0.0.1"],
+                       group=None)
+    for context in (ssl.create_default_context(cafile=other.path), ssl.create_default_context()):
+        with pytest.raises(urllib.error.URLError) as exc:
+            http(pool, "GET", "/api/instances", "alice", context=context)
+        assert isinstance(exc.value.reason, ssl.SSLCertVerificationError)
+
+
 def test_schedd_error_is_502_not_500(pool):
     # An instance id whose job the schedd has never had is a 404, and a query the schedd answers is a 200;
     # the 502 path (schedd down) is covered by the unit tests, because stopping this pool's schedd would
@@ -124,9 +156,11 @@ def test_schedd_error_is_502_not_500(pool):
     assert http(pool, "GET", "/api/instances/127.0.0.1_99999.0_1", "alice")[0] == 404
 
 
-def test_pypi_deltacloud_client(pool):
+def test_pypi_deltacloud_client(pool, monkeypatch):
     pytest.importorskip("requests")
     deltacloud = pytest.importorskip("deltacloud", reason="pip install deltacloud (the PyPI JSON client)")
+    # The client is unchanged: requests finds the API's certificate the way any requests user tells it.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file(pool))
 
     def scenario():
         client = deltacloud.Deltacloud(BASE + "/api", "bob", PASSWORDS["bob"])
@@ -146,36 +180,70 @@ def test_pypi_deltacloud_client(pool):
     wait_state(pool, "bob", instance_id, ("gone", "STOPPED"), timeout=120)
 
 
-def test_browser_launch_running_destroy(pool):
+# -- browsers -------------------------------------------------------------------------------------------------
+def _chromium(pool):
+    """A function that starts headless Chromium (trusting the API's certificate only); skip without one."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
     chromium = "/usr/bin/chromium"
     driver_path = "/usr/bin/chromedriver"
     if not (os.path.exists(chromium) and os.path.exists(driver_path)):
         pytest.skip("apt-get install chromium chromium-driver")
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.chrome.service import Service
 
-    def scenario():
+    from helpers import chromium_tls_flags
+
+    def start():
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"):
+        for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"] + \
+                chromium_tls_flags(pool):
             options.add_argument(flag)
-        browser = webdriver.Chrome(service=Service(driver_path), options=options)
+        return webdriver.Chrome(service=Service(driver_path), options=options)
+
+    return start
+
+
+def _until(predicate, timeout, interval=0.2):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def _log_in(browser, user):
+    """Log in through the login form (the pages never ask for HTTP Basic)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(BASE + "/api/login")
+    browser.find_element(By.ID, "login-username").send_keys(user)
+    browser.find_element(By.ID, "login-password").send_keys(PASSWORDS[user])
+    browser.find_element(By.ID, "login-submit").click()
+    assert _until(lambda: browser.find_elements(By.ID, "username"), 30), browser.page_source[:2000]
+    assert browser.find_element(By.ID, "username").text == user
+
+
+def test_browser_launch_running_destroy(pool):
+    start = _chromium(pool)
+    from selenium.webdriver.common.by import By
+
+    def scenario():
+        browser = start()
         try:
-            # Log in: HTTP Basic, sent by the browser for every request (CDP sets the header once).
-            token = base64.b64encode(("alice:" + PASSWORDS["alice"]).encode()).decode()
-            browser.execute_cdp_cmd("Network.enable", {})
-            browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": "Basic " + token}})
+            # Without a session a page is the login form (and no Basic prompt).
+            browser.get(BASE + "/api/images")
+            assert browser.find_elements(By.ID, "login-username")
+            _log_in(browser, "alice")
             browser.get(BASE + "/api/images")
             assert browser.find_element(By.ID, "username").text == "alice"
             form = [f for f in browser.find_elements(By.CSS_SELECTOR, "form.launch") if "sleep.qcow2" in f.text][0]
             form.find_element(By.NAME, "name").send_keys("browser-test")
             form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
             # The click only starts the navigation: wait for the instance's page before reading it.
-            end = time.time() + 30
-            while time.time() < end and not browser.find_elements(By.ID, "state"):
-                time.sleep(0.2)
+            _until(lambda: browser.find_elements(By.ID, "state"), 30)
             end = time.time() + 240
             while time.time() < end:
                 state = browser.find_element(By.ID, "state").text
@@ -202,13 +270,144 @@ def test_browser_launch_running_destroy(pool):
                 browser.save_screenshot(os.path.join(os.environ["CLOUD_SANDBOX_KEEP_LOGS"], "api-browser-running.png"))
             browser.find_element(By.CSS_SELECTOR, "button.destroy").click()
             # The click submits a form; the browser follows the redirect to the list a moment later.
-            end = time.time() + 30
-            while time.time() < end and not browser.current_url.endswith("/api/instances"):
-                time.sleep(0.2)
+            _until(lambda: browser.current_url.endswith("/api/instances"), 30)
             assert browser.current_url.endswith("/api/instances"), browser.current_url
+            # Log out: back to the login form, and the pages want a login again.
+            browser.find_element(By.ID, "logout").click()
+            assert _until(lambda: browser.current_url.endswith("/api/login"), 30), browser.current_url
+            browser.get(BASE + "/api/instances")
+            assert browser.find_elements(By.ID, "login-username") and not browser.find_elements(By.ID, "username")
             return instance_url.rsplit("/", 1)[1]
         finally:
             browser.quit()
 
     instance_id = in_netns(pool, scenario)
     wait_state(pool, "alice", instance_id, ("gone", "STOPPED"), timeout=120)
+
+
+class _Site:
+    """A web site of somebody else's, inside the sandbox's namespace: fixed pages at (scheme, host, random port),
+    plain HTTP, or HTTPS with the given (certificate, key)."""
+
+    def __init__(self, pool, host, pages, tls_files=None):
+        import http.server
+        import ssl
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = pages.get(self.path.split("?")[0])
+                if body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        def make():  # the listening socket is made inside the namespace (and stays there)
+            server = http.server.ThreadingHTTPServer((host, 0), Handler)
+            if tls_files:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*tls_files)
+                # Handshakes in the handler threads, not in the accepting one.
+                server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+            return server
+
+        self.server = in_netns(pool, make)
+        self.url = "%s://%s:%d" % ("https" if tls_files else "http", host, self.server.server_port)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def _auto_post(action, fields):
+    """An attacker's page: a form that submits itself to the API as soon as it loads."""
+    import html
+
+    inputs = "".join('<input type="hidden" name="%s" value="%s">' % (html.escape(k), html.escape(v))
+                     for k, v in fields.items())
+    return ('<!DOCTYPE html><html><body onload="document.forms[0].submit()"><form method="post" action="%s">%s'
+            '</form></body></html>' % (html.escape(action), inputs))
+
+
+def test_browser_other_sites_cannot_launch_destroy_or_frame(pool):
+    """alice is logged in; pages of two other origins auto-submit launch and destroy forms to the API and frame
+    its pages: one cross-site (http://127.0.0.2), one same-site (https://127.0.0.1 on another port, which gets
+    the SameSite=Strict cookie sent along). Nothing is launched or destroyed, and no frame shows an API page."""
+    start = _chromium(pool)
+    from selenium.webdriver.common.by import By
+
+    from condor_cloud.api.config import DEFAULTS
+
+    status, _, body = http(pool, "POST", "/api/instances", "alice", data={"image_id": image_id(pool),
+                                                                          "name": "csrf-target"})
+    assert status == 201, body
+    target = json.loads(body)["instance"]["id"]
+    pages = {
+        "/launch.html": _auto_post(BASE + "/api/instances", {"image_id": image_id(pool), "name": "csrf-launch",
+                                                             "csrf_token": "guessed"}),
+        "/destroy.html": _auto_post(BASE + "/api/instances/%s/destroy" % target, {"csrf_token": "guessed"}),
+        "/delete.html": _auto_post(BASE + "/api/instances/" + target, {"_method": "delete"}),
+        "/logout.html": _auto_post(BASE + "/api/logout", {}),
+        "/frame.html": ('<!DOCTYPE html><html><body><iframe id="api" src="%s/api/instances/%s" width="900" '
+                        'height="500"></iframe><iframe id="own" src="/hello.html"></iframe></body></html>'
+                        % (BASE, target)),
+        "/hello.html": '<!DOCTYPE html><html><body><p id="hello">a page of this site</p></body></html>',
+    }
+    tls_files = (pool.path(DEFAULTS["CLOUD_API_TLS_CERT"]), pool.path(DEFAULTS["CLOUD_API_TLS_KEY"]))
+    sites = [_Site(pool, "127.0.0.2", pages), _Site(pool, "127.0.0.1", pages, tls_files)]
+
+    def scenario():
+        browser = start()
+        seen = []
+        try:
+            _log_in(browser, "alice")
+            for site in sites:
+                for page in ("/launch.html", "/destroy.html", "/delete.html", "/logout.html"):
+                    browser.get(site.url + page)
+                    assert _until(lambda: browser.current_url.startswith(BASE), 30), (site.url, page)
+                    _until(lambda: browser.find_elements(By.TAG_NAME, "h1"), 10)
+                    text = browser.find_element(By.TAG_NAME, "body").text
+                    seen.append((site.url, page, text[:300]))
+                    assert "403 Forbidden" in text and "cross-site request refused" in text, seen[-1]
+                browser.get(site.url + "/frame.html")
+                # The frame of the site's own page loads (so looking into frames works) ...
+                browser.switch_to.frame("own")
+                assert _until(lambda: browser.find_elements(By.ID, "hello"), 30)
+                browser.switch_to.default_content()
+                # ... the API's page does not render in its frame.
+                time.sleep(2)
+                browser.switch_to.frame("api")
+                shown = browser.find_element(By.TAG_NAME, "html").get_attribute("outerHTML")
+                assert not browser.find_elements(By.ID, "state") and not browser.find_elements(
+                    By.CSS_SELECTOR, "button.destroy") and "Condor Cloud" not in shown, shown[:2000]
+                browser.switch_to.default_content()
+            # alice was logged in all along (the attacks even carried her cookie from the same-site origin).
+            browser.get(BASE + "/api/instances")
+            assert browser.find_element(By.ID, "username").text == "alice"
+            assert "csrf-target" in browser.find_element(By.TAG_NAME, "body").text
+        finally:
+            browser.quit()
+
+    try:
+        in_netns(pool, scenario)
+    finally:
+        for site in sites:
+            site.close()
+    # Through the API: nothing was launched, the target was not destroyed.
+    instances = json.loads(http(pool, "GET", "/api/instances", "alice")[2])["instances"]
+    assert [i["name"] for i in instances] == ["csrf-target"], instances
+    assert instances[0]["state"] in ("PENDING", "RUNNING")
+    jobs = pool.run(["condor_q", "-allusers", "-af", "Cmd"], check=False).stdout
+    assert "csrf-launch" not in jobs, jobs
+    assert http(pool, "DELETE", "/api/instances/" + target, "alice")[0] == 204
