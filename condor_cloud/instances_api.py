@@ -199,8 +199,11 @@ def info_from_ad(ad, api_account=DEFAULT_API_ACCOUNT):
         return None
     status = _get(ad, "JobStatus", int, 0)
     trusted = _get(ad, "Owner", str, "") == api_account  # Cloud* attributes were set by the API itself
-    disk = _get(ad, "VMPARAM_vm_Disk", str, "")
-    image = disk.split(",")[0].split(":")[0].rsplit("/", 1)[-1] if disk else ""
+    # CloudImage: the schedd's transform CloudRank sets it from vm_disk at submit (and protects it afterwards)
+    image = _get(ad, "CloudImage", str, "")
+    if not image:
+        disk = _get(ad, "VMPARAM_vm_Disk", str, "")
+        image = disk.split(",")[0].split(":")[0].rsplit("/", 1)[-1] if disk else ""
     return InstanceInfo(
         id=instance_id, cluster=cluster, proc=proc,
         name=(trusted and _get(ad, "CloudName", str)) or _get(ad, "Cmd", str, "") or "%d.%d" % (cluster, proc),

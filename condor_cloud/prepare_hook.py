@@ -5,11 +5,12 @@ Failures are reported as HookStatusCode (1-299: the job is held) with a HookStat
 Every wait is bounded by CLOUD_PREPARE_TIMEOUT, because HTCondor has no timeout for this hook.
 """
 
+import errno
 import os
 import signal
 import sys
 
-from . import config, consoles, domain, errors, images, instances, jobad, qemuimg, seed
+from . import cleanup, config, consoles, domain, errors, images, instances, jobad, qemuimg, seed
 from .cache import ImageCache
 from .macs import check_mac, mac_for
 from .errors import CloudError, shown
@@ -33,6 +34,7 @@ class Prepare:
         self.scratch_dir = starter.scratch
         self.step = "starting"
         self.instance = None
+        self.dir_lock = None
 
     def run(self):
         ad = self.ad
@@ -63,6 +65,9 @@ class Prepare:
             "mac": mac,
             "disks": [],
         }, self.starter)
+        # Held until this hook exits: the cleanup never removes a directory whose prepare still runs, whatever
+        # state its instance.json is in (cleanup.prepare_running).
+        self.dir_lock = cleanup.hold_prepare_lock(self.instance.path)
 
         cache = ImageCache(self.settings.image_cache, self.settings.qemu_img)
         vm_disk = []
@@ -104,7 +109,6 @@ class Prepare:
         return {
             "CloudInstanceId": instance_id,
             "CloudInstanceDir": self.instance.path,
-            "CloudImage": disks[0].image,
             "VMPARAM_vm_Disk": ",".join(vm_disk),
         }
 
@@ -113,12 +117,18 @@ class Prepare:
 
         need = image.allocated + (64 << 20)
         if free_bytes(cache.root) < need and cache.lookup(image.name, image.version) is None:
-            cache.evict(self.settings.cache_max_size, lambda: instances.referenced_bases(self.settings.instance_dir),
-                        need_free=need)
+            cache.evict(self.settings.cache_max_size,
+                        lambda: cleanup.entries_in_use(self.settings.instance_dir, cache.root), need_free=need)
 
     def undo(self):
+        """Remove what this run made on the instance filesystem (its cache fills are complete entries: kept)."""
         if self.instance is not None:
             instances.remove(self.settings.instance_dir, self.instance.id)
+
+    def release(self):
+        if self.dir_lock is not None:
+            os.close(self.dir_lock)
+            self.dir_lock = None
 
 
 def main(argv=None, stdin=None, stdout=None, starter_pid=None):
@@ -142,6 +152,11 @@ def main(argv=None, stdin=None, stdout=None, starter_pid=None):
         if isinstance(exc, _Deadline):
             exc = CloudError("condor-cloud prepare timed out after %d s (CLOUD_PREPARE_TIMEOUT) while %s"
                              % (settings.prepare_timeout, prepare.step if prepare else "starting"), errors.TIMEOUT)
+        elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # One failure path for every write: a full disk is NO_SPACE, whichever write found it.
+            exc = CloudError("no space left on the node while %s%s" % (
+                prepare.step if prepare else "starting", " (%s)" % exc.filename if exc.filename else ""),
+                errors.NO_SPACE)
         elif not isinstance(exc, CloudError):
             exc = CloudError("internal error in the condor-cloud prepare hook (%s: %s); see the StarterLog"
                              % (type(exc).__name__, shown(str(exc), 200)), errors.INTERNAL)
@@ -154,4 +169,6 @@ def main(argv=None, stdin=None, stdout=None, starter_pid=None):
         stdout.write(jobad.format_attrs({"HookStatusCode": exc.code, "HookStatusMessage": exc.message}))
         return 1
     finally:
+        if prepare is not None:
+            prepare.release()
         signal.signal(signal.SIGALRM, old_handler)

@@ -44,7 +44,6 @@ def test_prepare_points_the_job_at_a_fresh_overlay(demo):
     assert os.path.dirname(instance_dir) == str(demo.instances)
     overlay = os.path.join(instance_dir, "vda.qcow2")
     assert out["VMPARAM_vm_Disk"] == overlay + ":vda:w:qcow2"
-    assert out["CloudImage"] == "demo.qcow2"
     info = qemu_info(overlay)
     [entry] = ImageCache(str(demo.cache)).entries()
     assert info["format"] == "qcow2"
@@ -132,7 +131,7 @@ def test_real_prepare_executable_contract(demo):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
     out = classad2.parseOne(proc.stdout.decode())
-    assert set(out.keys()) == {"CloudInstanceId", "CloudInstanceDir", "CloudImage", "VMPARAM_vm_Disk"}
+    assert set(out.keys()) == {"CloudInstanceId", "CloudInstanceDir", "VMPARAM_vm_Disk"}
     proc = subprocess.run([sys.executable, os.path.join(REPO, "hooks", "prepare")],
                           input=job_ad(VMPARAM_vm_Disk='"nope.qcow2:vda:w"').encode(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
