@@ -162,6 +162,10 @@ install-master: install-common
 	$(SUBST_PATHS) systemd/condor-cloud-api.service > $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
 	touch -r systemd/condor-cloud-api.service $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
+	@: hourly sweep of interrupted image adds in the image store staging directory: condor-cloud image sweep
+	for u in condor-cloud-image-sweep.service condor-cloud-image-sweep.timer; do \
+	    $(SUBST_PATHS) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u && \
+	    touch -r systemd/$$u $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
 	$(INSTALL) -Dpm 0644 systemd/condor-cloud-api.sysusers $(DESTDIR)$(SYSUSERSDIR)/condor-cloud-api.conf
 	$(INSTALL) -Dpm 0644 systemd/condor-cloud-api.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud-api.conf
 	@: owner condor-cloud-api comes from the RPM or from systemd-tmpfiles --create
@@ -169,6 +173,12 @@ install-master: install-common
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/condor-cloud
 	@: directory of the API TLS certificate and key, which are made on the host by condor-cloud api-cert create
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/condor-cloud/tls
+	@: EC2 Query API: its server, its unit and the access key directory, owned by condor-cloud-api like keys/
+	$(call install_program,bin/condor-cloud-ec2,$(BINDIR)/condor-cloud-ec2)
+	$(SUBST_PATHS) systemd/condor-cloud-ec2.service > $(DESTDIR)$(UNITDIR)/condor-cloud-ec2.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/condor-cloud-ec2.service
+	touch -r systemd/condor-cloud-ec2.service $(DESTDIR)$(UNITDIR)/condor-cloud-ec2.service
+	$(INSTALL) -d -m 0750 $(DESTDIR)$(STATEDIR)/ec2
 
 install-node: install-common
 	$(call install_config,config.d/30condor_cloud_node.config)

@@ -3,6 +3,11 @@
 Entries are named `<image>@<version>.<format>`. A fill copies into a hidden temporary file in the cache directory,
 verifies it, fsyncs, makes it read-only and renames it into place: an entry that exists is complete. Waiting for
 another job's fill blocks on flock (no polling); the prepare hook's deadline (CLOUD_PREPARE_TIMEOUT) bounds it.
+
+Each fill also records what the entry was (.ids/<entry>: size, inode, mtime and a fingerprint of its first and
+last 4 KiB), written before the entry is renamed into place. Every reuse compares the entry with that record (a
+stat, a small read and two 4 KiB reads: constant time, whatever the image's size) and refills an entry that was
+truncated, replaced or changed since its fill, with a line in the StarterLog and in .fills.log.
 """
 
 import contextlib
@@ -11,6 +16,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import sys
 import time
 
 from . import errors, qemuimg
@@ -20,6 +26,8 @@ from .sparsecopy import copy_sparse, data_segments
 LOCK_DIR = ".locks"
 FILL_LOG = ".fills.log"   # one line per completed fill: when, which entry, how many bytes, how long
 FILL_PREFIX = ".fill-"
+IDS_DIR = ".ids"          # <entry filename>: the entry's fill record (see ImageCache._write_record)
+_FINGERPRINT_BYTES = 4096
 FORMATS = ("qcow2", "raw")
 _MiB = 1 << 20
 
@@ -119,6 +127,12 @@ class ImageCache:
         """
         with self.locked(image.name):
             entry = self.lookup(image.name, image.version)
+            if entry is not None:
+                damage = self.damage(entry, image.size)
+                if damage:
+                    self._report_damaged(entry, damage)
+                    self._discard(entry)
+                    entry = None
             if entry is None:
                 entry = self._fill(image, expected_format)
             self._touch(entry)
@@ -130,6 +144,69 @@ class ImageCache:
         with contextlib.suppress(OSError):
             st = os.stat(entry.path)
             os.utime(entry.path, ns=(time.time_ns(), st.st_mtime_ns))
+
+    # -- fill records: is an entry still what its fill made? ---------------------------------------------------
+    def _record_path(self, filename):
+        return os.path.join(self.root, IDS_DIR, filename)
+
+    def damage(self, entry, size=None):
+        """Why entry is not what its fill made (truncated, replaced, changed, no record), or '' when it is.
+        size: the store image's size, which the entry has (a byte-exact copy). O(1): a stat, the record, 8 KiB."""
+        try:
+            st = os.stat(entry.path, follow_symlinks=False)
+            with open(self._record_path(entry.filename), encoding="ascii") as f:
+                fields = f.read(512).split()
+        except FileNotFoundError:
+            return "it has no fill record"
+        except (OSError, UnicodeDecodeError) as exc:
+            return "its fill record cannot be read (%s)" % (getattr(exc, "strerror", None) or exc)
+        try:
+            rec_size, rec_ino, rec_mtime, rec_print = int(fields[0]), int(fields[1]), int(fields[2]), fields[3]
+        except (IndexError, ValueError):
+            return "its fill record is damaged"
+        if st.st_size != rec_size or (size is not None and st.st_size != size):
+            return "it has %d bytes, %d when it was filled" % (st.st_size, rec_size)
+        if st.st_ino != rec_ino or st.st_mtime_ns != rec_mtime:
+            return "it was replaced or written to since its fill"
+        try:
+            if _fingerprint(entry.path, st.st_size) != rec_print:
+                return "its first or last bytes changed since its fill"
+        except OSError as exc:
+            return "it cannot be read (%s)" % exc.strerror
+        return ""
+
+    def _write_record(self, tmp_path, final_name):
+        """Record the filled temp file's identity under the entry's name, before the entry itself is renamed into
+        place (so an entry that exists has its record). The temporary name is a fill temp of this process: the next
+        fill of the image and the cleanup remove it when this process dies half-way."""
+        st = os.stat(tmp_path)
+        text = "%d %d %d %s\n" % (st.st_size, st.st_ino, st.st_mtime_ns, _fingerprint(tmp_path, st.st_size))
+        os.makedirs(os.path.join(self.root, IDS_DIR), mode=0o2775, exist_ok=True)
+        rec_tmp = os.path.join(self.root, "%s%s.rec.%d" % (FILL_PREFIX, final_name, os.getpid()))
+        try:
+            fd = os.open(rec_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+            try:
+                os.write(fd, text.encode("ascii"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(rec_tmp, self._record_path(final_name))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(rec_tmp)
+            raise
+
+    def _report_damaged(self, entry, damage):
+        # For the administrator: the StarterLog (the hook's standard error) and the cache's own log.
+        sys.stderr.write("condor-cloud prepare: cache entry %s is damaged (%s): copying it again from the store\n"
+                         % (entry.path, damage))
+        self._log_line("damaged=%s reason=%s" % (entry.filename, damage.replace(" ", "_")))
+
+    def _discard(self, entry):
+        # With the image's lock held. A running domain keeps the inode it has open; new instances get the refill.
+        for path in (entry.path, self._record_path(entry.filename)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _remove_stale_fills(self, image_name):
         # Called with the image's lock held: nobody else is filling this image, so any temp file is dead.
@@ -157,6 +234,7 @@ class ImageCache:
             fmt = qemuimg.probe(self.qemu_img, tmp_path, image.name, expected_format)
             os.chmod(tmp_path, 0o444)
             final = os.path.join(self.root, entry_filename(image.name, image.version, fmt))
+            self._write_record(tmp_path, os.path.basename(final))
             os.rename(tmp_path, final)
             fsync_dir(self.root)
             done = True
@@ -175,8 +253,10 @@ class ImageCache:
 
     def _log_fill(self, filename, nbytes, seconds):
         # For administrators (and the tests): how often each image version was copied to this node.
-        line = "%s pid=%d entry=%s bytes=%d seconds=%.3f\n" % (
-            time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), filename, nbytes, seconds)
+        self._log_line("entry=%s bytes=%d seconds=%.3f" % (filename, nbytes, seconds))
+
+    def _log_line(self, text):
+        line = "%s pid=%d %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), text)
         with contextlib.suppress(OSError):
             fd = os.open(os.path.join(self.root, FILL_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o664)
             try:
@@ -229,7 +309,22 @@ class ImageCache:
                     os.unlink(entry.path)
                     removed.append(entry)
                     total -= entry.allocated
+                with contextlib.suppress(OSError):  # a leftover record is harmless: the next fill replaces it
+                    os.unlink(self._record_path(entry.filename))
         return removed
+
+
+def _fingerprint(path, size):
+    """SHA-256 (hex, 32 digits) of a file's first and last 4 KiB: catches a zeroed or rewritten header or tail
+    that size and mtime would not (an mtime can be set back)."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        digest.update(os.pread(fd, _FINGERPRINT_BYTES, 0))
+        digest.update(os.pread(fd, _FINGERPRINT_BYTES, max(0, size - _FINGERPRINT_BYTES)))
+    finally:
+        os.close(fd)
+    return digest.hexdigest()[:32]
 
 
 def _hash_zeros(digest, zeros, count):

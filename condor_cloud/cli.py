@@ -1,9 +1,10 @@
 """condor-cloud: the administrator's command line.
 
-  condor-cloud image list|add|remove       the shared image store (master)
+  condor-cloud image list|add|remove|sweep the shared image store (master)
   condor-cloud instance launch|list|show|console|destroy   instances (VM-universe jobs) through the local schedd
   condor-cloud node cache list|prune       the image cache of this execute node
   condor-cloud user add|remove|passwd|list the API's users
+  condor-cloud user access-key create|list|delete NAME   the EC2 API's access keys of a user
   condor-cloud api-cert create|show        the API's TLS certificate
 
 Exit status: 0 success; 1 an error (message on standard error); 2 bad usage.
@@ -15,8 +16,10 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
+import time
 
 import click
 
@@ -44,6 +47,20 @@ def _errors():
         yield
     except CloudError as exc:
         _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _user_file_errors(path):
+    """_errors() for commands that write the user file: an OSError (a full disk, a read-only filesystem) is a
+    message and exit status 1, never a traceback. (UserFile leaves the file as it was and no temporary file.)"""
+    try:
+        with _errors():
+            yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _fail("cannot save the user file %s: its filesystem is full; nothing was changed (free some space and "
+                  "run the command again)" % path)
+        _fail("cannot save the user file %s: %s; nothing was changed" % (path, exc.strerror or exc))
 
 
 def _print_json(value):
@@ -152,12 +169,66 @@ def add_image(settings, source, name, replace=False, progress_label=None):
         os.close(src_fd)
 
 
+# What an interrupted `image add` leaves in STORE/staging/: its copy <name>.<pid>.tmp and checksum .tmp.sha256.
+_STAGING_TMP_RE = re.compile(r".+\.(?P<pid>[0-9]{1,10})\.tmp(\.sha256)?")
+STAGING_MAX_AGE = 24 * 3600   # seconds after which even a live writer's staging copy is a leftover (a hung add)
+
+
+def _process_started(pid):
+    """When process pid started (seconds since the epoch), or None if there is no such process."""
+    from .instances import process_start_time
+
+    ticks = process_start_time(pid)
+    if ticks is None:
+        return None
+    with open("/proc/stat", "rb") as f:
+        boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def sweep_staging(store, max_age=STAGING_MAX_AGE, now=None):
+    """Remove the leftovers of interrupted `image add`s from STORE/staging/: a temporary copy or checksum file
+    whose writer is gone (no process with its pid, or one started after the file was last written: a reused pid),
+    and any of them older than max_age seconds. Other files (an administrator's own staging) are left alone.
+    Returns the removed names."""
+    staging = os.path.join(store, images.STAGING)
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(staging)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        m = _STAGING_TMP_RE.fullmatch(name)
+        if not m:
+            continue
+        path = os.path.join(staging, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        started = _process_started(int(m.group("pid")))
+        writer_alive = started is not None and started <= st.st_mtime + 1
+        if writer_alive and now - st.st_mtime <= max_age:
+            continue
+        try:
+            os.unlink(path)
+            removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def _publish(settings, src_fd, size, name, progress_label):
     """Copy from src_fd into staging/, verify, then rename image and checksum into the store."""
     store = settings.image_store
     staging = os.path.join(store, images.STAGING)
     target = os.path.join(store, name)
     os.makedirs(staging, mode=0o755, exist_ok=True)
+    for leftover in sweep_staging(store):
+        click.echo("removed %s/%s, left by an interrupted image add" % (staging, leftover), err=True)
     tmp = os.path.join(staging, "%s.%d.tmp" % (name, os.getpid()))
     sidecar_tmp = tmp + images.CHECKSUM_SUFFIX
     done = False
@@ -189,6 +260,9 @@ def _publish(settings, src_fd, size, name, progress_label):
         fsync_dir(store)
         done = True
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CloudError("could not add image %s: the store's filesystem (%s) is full; nothing was published"
+                             % (name, store), errors.NO_SPACE) from None
         raise CloudError("could not add image %s: %s" % (name, exc.strerror or exc), errors.INTERNAL) from None
     finally:
         if not done:
@@ -211,6 +285,23 @@ def image_add(path, name, replace):
     from .instances_api import image_id
 
     click.echo("added %s (sha256 %s, id %s)" % (name, digest, image_id(name)))
+
+
+@image_group.command("sweep")
+@click.option("--max-age", type=click.IntRange(0), default=STAGING_MAX_AGE, show_default=True,
+              help="Seconds after which a staging copy is removed even if its writer still runs (a hung add).")
+def image_sweep(max_age):
+    """Remove what interrupted image adds left in the store's staging/ directory.
+
+    Every `image add` does this first; the condor-cloud-image-sweep.timer runs it hourly on the master."""
+    with _errors():
+        settings = _settings()
+        try:
+            removed = sweep_staging(settings.image_store, max_age)
+        except OSError as exc:
+            _fail("cannot sweep %s: %s" % (os.path.join(settings.image_store, images.STAGING), exc.strerror or exc))
+    for name in removed:
+        click.echo("removed %s" % os.path.join(settings.image_store, images.STAGING, name))
 
 
 @image_group.command("remove")
@@ -430,13 +521,15 @@ def cache_list(as_json):
 def cache_prune(prune_all, as_json):
     """Evict least recently used entries that no instance uses."""
     from .cache import ImageCache
-    from .instances import referenced_bases
+    from .cleanup import entries_in_use
 
     with _errors():
         settings = _node_settings()
         cache = ImageCache(settings.image_cache, settings.qemu_img)
         limit = 1 if prune_all else settings.cache_max_size
-        removed = cache.evict(limit, lambda: referenced_bases(settings.instance_dir)) if limit else []
+        # In use: what instances record, or their overlays' headers when the record is damaged (then, if
+        # neither can be read, nothing is evicted).
+        removed = cache.evict(limit, lambda: entries_in_use(settings.instance_dir, cache.root)) if limit else []
     if as_json:
         _print_json([{"file": e.filename, "bytes": e.allocated} for e in removed])
         return
@@ -483,6 +576,7 @@ def user_add(name, admin, password_stdin, generate):
     """Add a user (prompts for the password unless told otherwise)."""
     with _errors():
         users = _userfile()
+    with _user_file_errors(users.path):
         password, generated = _read_password(password_stdin, generate)
         users.add(name, password, "admin" if admin else "user")
     click.echo("added %s %s" % ("admin" if admin else "user", name))
@@ -498,6 +592,7 @@ def user_passwd(name, password_stdin, generate):
     """Set a user's password."""
     with _errors():
         users = _userfile()
+    with _user_file_errors(users.path):
         password, generated = _read_password(password_stdin, generate)
         users.set_password(name, password)
     click.echo("password of %s changed" % name)
@@ -525,6 +620,70 @@ def user_list(as_json):
     else:
         for u in users:
             click.echo("%-32s %s" % (u.name, u.role))
+
+
+# -- the EC2 API's access keys ---------------------------------------------------------------------------
+@user_group.group("access-key")
+def access_key_group():
+    """Access keys of the EC2 Query API (CLOUD_EC2_ACCESS_KEYS); the secret is shown once, at creation."""
+
+
+def _access_keys():
+    from .access_keys import AccessKeyStore
+    from .ec2.config import load_access_keys_path
+
+    return AccessKeyStore(load_access_keys_path())
+
+
+@access_key_group.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with the secret).")
+def access_key_create(name, as_json):
+    """Create an access key for user NAME and print its id and secret (shown only now)."""
+    with _errors():
+        if _userfile().get(name) is None:
+            _fail("no user %s (add it with 'condor-cloud user add %s')" % (name, name))
+        key = _access_keys().create(name)
+    if as_json:
+        _print_json(dict(key.public(), secret=key.secret))
+        return
+    click.echo("access key of %s (the secret is shown only now):" % name)
+    click.echo("  aws_access_key_id = %s" % key.id)
+    click.echo("  aws_secret_access_key = %s" % key.secret)
+
+
+@access_key_group.command("list")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def access_key_list(name, as_json):
+    """List the access keys of user NAME (default: everybody's), never their secrets."""
+    import datetime
+
+    with _errors():
+        keys = _access_keys().list(name)
+    if as_json:
+        _print_json([k.public() for k in keys])
+        return
+    for k in keys:
+        created = datetime.datetime.fromtimestamp(k.created, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo("%-20s %-32s %s" % (k.id, k.user, created))
+
+
+@access_key_group.command("delete")
+@click.argument("name")
+@click.argument("key_id", required=False)
+@click.option("--all", "delete_all", is_flag=True, help="Delete every access key of NAME.")
+def access_key_delete(name, key_id, delete_all):
+    """Delete access key KEY_ID of user NAME (or all of NAME's keys with --all)."""
+    if bool(key_id) == delete_all:
+        _fail("give either KEY_ID or --all")
+    with _errors():
+        if delete_all:
+            count = _access_keys().delete_user(name)
+            click.echo("deleted %d access key%s of %s" % (count, "" if count == 1 else "s", name))
+        else:
+            _access_keys().delete(key_id, user=name)
+            click.echo("deleted access key %s of %s" % (key_id, name))
 
 
 # -- the API's TLS certificate -------------------------------------------------------------------------

@@ -82,6 +82,25 @@ def prune(console_dir, now, keep):
     return removed
 
 
+def remove(console_dir, instance_id):
+    """Remove an instance's console log and virtlogd's rotations of it (a destroyed instance leaves nothing).
+    Returns the removed names; never raises."""
+    removed = []
+    base = os.path.basename(log_path(console_dir, instance_id))
+    try:
+        names = os.listdir(console_dir)
+    except OSError:
+        return removed
+    for name in names:
+        if name == base or (name.startswith(base + ".") and name[len(base) + 1:].isdigit()):
+            try:
+                os.unlink(os.path.join(console_dir, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
 def _placeholder(scratch_dir, why):
     """A console.log that says why the real log cannot be read from here (so that condor_tail explains it)."""
     if scratch_dir:

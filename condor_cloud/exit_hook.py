@@ -1,5 +1,6 @@
 """The job exit hook (<KW>_HOOK_JOB_EXIT): remove the instance's directory (overlays, seed)
-whatever the reason the job left the node: exit, remove, hold or evict.
+whatever the reason the job left the node: exit, remove, hold or evict. A destroyed instance (remove) loses its
+console log too; otherwise the log stays CLOUD_CONSOLE_KEEP seconds, so a failed boot can be read afterwards.
 
 The instance is the one this hook's starter made (instances.find_bound), never one named by the job ad: a job's
 owner controls its ad, and another user's instance id is public."""
@@ -7,7 +8,7 @@ owner controls its ad, and another user's instance id is public."""
 import os
 import sys
 
-from . import config, instances, jobad
+from . import config, consoles, instances, jobad
 from .errors import CloudError
 
 REASONS = ("exit", "remove", "hold", "evict")
@@ -27,6 +28,8 @@ def main(argv=None, stdin=None, stdout=None, starter_pid=None):
         starter = instances.Starter.of(starter_pid if starter_pid is not None else os.getppid())
         for instance in instances.find_bound(settings.instance_dir, starter):
             instances.remove(settings.instance_dir, instance.id)
+            if reason == "remove":
+                consoles.remove(settings.console_dir, instance.id)
         return 0
     except (CloudError, OSError) as exc:
         sys.stderr.write("condor-cloud exit: %s\n" % exc)

@@ -11,6 +11,7 @@ script an ancestor) and that starter's scratch directory. See Starter, find_boun
 """
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from . import errors
 from .errors import CloudError
 
 META = "instance.json"
+TMP_META = ".%s.tmp" % META   # Instance.save writes this, then renames it to META
 _ID_RE = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}-[0-9a-f]{8}")
 
 
@@ -109,12 +111,18 @@ class Instance:
         return os.path.join(self.path, "%s.qcow2" % device)
 
     def save(self):
-        tmp = os.path.join(self.path, ".%s.tmp" % META)
-        with open(tmp, "w") as f:
-            json.dump(self.meta, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, os.path.join(self.path, META))
+        """Replace instance.json atomically; on failure (a full disk) the old one stays and no temp file does."""
+        tmp = os.path.join(self.path, TMP_META)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.meta, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, os.path.join(self.path, META))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise write_error(exc, "cannot write %s of instance %s" % (META, self.id)) from None
 
     def add_base(self, filename):
         self.meta.setdefault("bases", []).append(filename)
@@ -145,21 +153,28 @@ class Instance:
 
 
 def create(root, instance_id, meta, starter):
-    """Make the instance directory and its instance.json, bound to starter (a Starter)."""
+    """Make the instance directory and its instance.json, bound to starter (a Starter). On any failure nothing
+    is left behind (a directory without its instance.json is nobody's to remove: the exit hook cannot tell whose
+    it is), and a full filesystem is a CloudError with errors.NO_SPACE."""
     check_instance_id(instance_id)
     path = os.path.join(root, instance_id)
     try:
         os.mkdir(path, 0o700)
-        # Others may traverse (QEMU must reach its overlay) but not list; the group (the cleanup) may remove.
-        os.chmod(path, 0o2771)
     except FileExistsError:
         raise CloudError("instance directory %s exists already" % path, errors.INTERNAL) from None
     except OSError as exc:
-        code = errors.NO_SPACE if exc.errno == 28 else errors.INTERNAL
-        raise CloudError("cannot create instance directory %s: %s" % (path, exc.strerror), code) from None
+        raise write_error(exc, "cannot create instance directory %s" % path) from None
     meta = dict(meta, id=instance_id, created=time.time(), bases=[], starter=starter.record())
     instance = Instance(root, instance_id, meta)
-    instance.save()
+    try:
+        # Others may traverse (QEMU must reach its overlay) but not list; the group (the cleanup) may remove.
+        os.chmod(path, 0o2771)
+        instance.save()
+    except BaseException as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(exc, "cannot create instance directory %s" % path) from None
+        raise
     return instance
 
 
@@ -174,6 +189,9 @@ def load(root, instance_id):
         raise CloudError("instance %s has no %s" % (instance_id, META), errors.INTERNAL) from None
     except ValueError:
         raise CloudError("instance %s has a damaged %s" % (instance_id, META), errors.INTERNAL) from None
+    except OSError as exc:
+        raise CloudError("instance %s has an unreadable %s: %s" % (instance_id, META, exc.strerror or exc),
+                         errors.INTERNAL) from None
     if not isinstance(meta, dict):
         raise CloudError("instance %s has a damaged %s (not an object)" % (instance_id, META), errors.INTERNAL)
     return Instance(root, instance_id, meta)
@@ -234,5 +252,18 @@ def remove(root, instance_id):
     """Remove an instance directory and everything in it (missing is fine)."""
     check_instance_id(instance_id)
     path = os.path.join(root, instance_id)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise CloudError("cannot remove instance directory %s: %s" % (path, exc.strerror or exc),
+                         errors.INTERNAL) from None
+
+
+def write_error(exc, what):
+    """The CloudError for an OSError of a write: NO_SPACE (its own hold code) when the filesystem is full."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CloudError("%s: no space left on the node's instance filesystem (%s)" % (what, exc.strerror),
+                          errors.NO_SPACE)
+    return CloudError("%s: %s" % (what, exc.strerror or exc), errors.INTERNAL)

@@ -300,13 +300,14 @@ class CloudJobs:
                 return info
         raise NoSuchInstance(instance_id)
 
-    def submit(self, owner, image, profile, name, user_data="", key=None):
+    def submit(self, owner, image, profile, name, user_data="", key=None, attributes=None):
         """Queue one instance; return its InstanceInfo. Arguments must already be validated (see the API).
 
         Run as the API account (CLOUD_API_ACCOUNT), the job is launched for the cloud user owner (CloudOwner);
         run as anyone else, the job is that account's own and owner must be that account (the schedd refuses
         Cloud* attributes from it). User data and the SSH key travel as input files spooled to the schedd, never
-        as job attributes: any schedd user can read any job's attributes."""
+        as job attributes: any schedd user can read any job's attributes. attributes: more Cloud* attributes
+        (the EC2 API's), {name: str or list of str}, each string checked by classad_string; API account only."""
         import htcondor2
 
         images.check_image_name(image)
@@ -327,6 +328,14 @@ class CloudJobs:
             description["+CloudName"] = classad_string(name)
             if key is not None:
                 description["+CloudKeyName"] = classad_string(key.name)
+            for attr, value in sorted((attributes or {}).items()):
+                if not re.fullmatch(r"Cloud[A-Z][A-Za-z]{1,40}", attr) or "+" + attr in description:
+                    raise ValueError("refusing to set job attribute %s" % shown(attr))
+                description["+" + attr] = (classad_string(value) if isinstance(value, str) else
+                                           "{%s}" % ",".join(classad_string(v) for v in value))
+        elif attributes:
+            raise CloudError("only the API's account (%s) sets Cloud* attributes" % self.api_account,
+                             errors.BAD_REQUEST)
         elif owner != self.submitter:
             raise CloudError("only the API's account (%s) launches instances for other users; %s can launch only "
                              "its own (or use the API)" % (self.api_account, self.submitter), errors.BAD_REQUEST)
@@ -364,22 +373,48 @@ class CloudJobs:
                 return info
         raise BackendError("the schedd accepted job %d.0 but does not show it" % cluster)
 
-    def console(self, info, max_bytes):
+    def console(self, info, max_bytes, timeout=60):
         """The end of a running instance's console log, read with condor_tail as this process's account;
-        InstanceStateError when it does not run."""
+        InstanceStateError when it does not run, CloudError(TIMEOUT) when the node does not answer within timeout
+        seconds (its starter is busy: it sleeps 30 s after starting a domain, VMProc::StartJob)."""
         if info.state != RUNNING:
             raise InstanceStateError("instance %s is %s: its console can be read only while it runs"
                                      % (info.id, info.state))
-        return consoles.tail(info.cluster, info.proc, max_bytes)
+        return consoles.tail(info.cluster, info.proc, max_bytes, timeout=timeout)
 
-    def remove(self, info, reason):
+    def remove(self, info, reason, linger=20.0):
+        """Remove an instance's job (condor_rm) and make that final; returns the escalation timer (or None).
+
+        A removed job stays in the queue, shown STOPPED, until its shadow has stopped the VM; a shadow whose
+        node does not answer (startd off, node down) waits for it up to the job lease. So linger seconds later
+        a job still there is force-removed (condor_rm -forcex: JobAction.RemoveX, which the schedd applies only
+        to jobs already removed: it drops the job and kills its shadow; the node still stops the VM, by the
+        kill the shadow already sent, its own lease (36 s), or its cleanup when it returns). From a daemon
+        timer, so neither a DELETE nor the CLI waits for it; without it (a process that exits first) the job
+        lease alone bounds the removal. docs/DESIGN.txt, "Failures: instances and nodes"."""
+        import threading
+
         import htcondor2
 
+        job = "%d.%d" % (info.cluster, info.proc)
         schedd = self._schedd()
-        result = self._call("destroying an instance", schedd.act, htcondor2.JobAction.Remove,
-                            "%d.%d" % (info.cluster, info.proc), reason=reason)
+        result = self._call("destroying an instance", schedd.act, htcondor2.JobAction.Remove, job, reason=reason)
         if _get(result, "TotalSuccess", int, 1) > 0:
-            return
+            if linger is None:
+                return None
+
+            def force_if_lingering():
+                try:
+                    self._schedd().act(htcondor2.JobAction.RemoveX, job,
+                                       reason="%s (forced: still in the queue %gs after its removal)" % (reason,
+                                                                                                        linger))
+                except Exception:  # best effort: a job already gone is not found; the job lease bounds the rest
+                    pass
+
+            timer = threading.Timer(linger, force_if_lingering)
+            timer.daemon = True
+            timer.start()
+            return timer
         if _get(result, "TotalJobsNotFound", int, 0) > 0:
             raise NoSuchInstance(info.id)
         if _get(result, "TotalPermissionDenied", int, 0) > 0:

@@ -9,6 +9,7 @@ carried in a job attribute (CloudSSHKey) without any quoting problem.
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -129,6 +130,16 @@ class Key:
         return fingerprint(self.public_key)
 
 
+def _write_error(exc, directory):
+    """The CloudError for a failed write in the key store: NO_SPACE (HTTP 507) when its filesystem is full."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # Shown to API clients: no server path (the API logs the error; CLOUD_API_KEYS_DIR names the store).
+        return CloudError("the key was not saved: the server's key store is full; nothing was changed, try again "
+                          "later", errors.NO_SPACE)
+    return CloudError("the key was not saved: cannot write in the key store %s (%s)"
+                      % (directory, exc.strerror or exc), errors.INTERNAL)
+
+
 class KeyStore:
     def __init__(self, root=DEFAULT_DIR):
         self.root = root
@@ -169,24 +180,33 @@ class KeyStore:
         return Key(owner, name, parse_public_key(text))
 
     def add(self, owner, name, public_key):
+        """Store a new key (never replacing one). A full or failing disk is a CloudError (errors.NO_SPACE when
+        full) and leaves no file behind; the keys already stored are untouched."""
         line = parse_public_key(public_key)
         check_keyname(name)
         directory = self._dir(owner)
-        os.makedirs(directory, mode=0o750, exist_ok=True)
+        try:
+            os.makedirs(directory, mode=0o750, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(exc, directory) from None
         if len(self.list(owner)) >= MAX_KEYS:
             raise CloudError("you have %d keys already; delete one first" % MAX_KEYS, errors.BAD_REQUEST)
         tmp = os.path.join(directory, ".%s.tmp-%d" % (name, os.getpid()))
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
         try:
-            # link() fails if the name exists: no silent replacement of a key somebody's instances use.
-            os.link(tmp, os.path.join(directory, name + ".pub"))
+            try:
+                with open(tmp, "w", encoding="ascii") as f:
+                    f.write(line + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                # link() fails if the name exists: no silent replacement of a key somebody's instances use.
+                os.link(tmp, os.path.join(directory, name + ".pub"))
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         except FileExistsError:
             raise CloudError("key %s exists already" % name, errors.BAD_REQUEST) from None
-        finally:
-            os.unlink(tmp)
+        except OSError as exc:
+            raise _write_error(exc, directory) from None
         return Key(owner, name, line)
 
     def remove(self, owner, name):

@@ -266,12 +266,21 @@ class UserFile:
     # -- editing (the CLI, as root) ----------------------------------------------------------------------
     @contextlib.contextmanager
     def _editing(self):
+        def _write_error(what, exc):
+            # A full filesystem is NO_SPACE (the CLI says so, the API answers 507), anything else INTERNAL.
+            import errno
+
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return CloudError("%s: its filesystem is full (%s); free some space and try again"
+                                  % (what, exc.strerror), errors.NO_SPACE)
+            return CloudError("%s: %s" % (what, exc.strerror or exc), errors.INTERNAL)
+
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
             lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise CloudError("cannot lock the user file %s: %s" % (self.path, exc.strerror), errors.INTERNAL) from None
+            raise _write_error("cannot lock the user file %s" % self.path, exc) from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
@@ -286,8 +295,8 @@ class UserFile:
             if users == before and os.path.exists(self.path):
                 return
             tmp = "%s.tmp-%d" % (self.path, os.getpid())
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(format_users(users))
                     f.flush()
@@ -297,9 +306,13 @@ class UserFile:
                     os.fchmod(f.fileno(), mode)
                     os.fsync(f.fileno())
                 os.rename(tmp, self.path)
-            except BaseException:
+            except BaseException as exc:
+                # The user file stays as it was, and no temporary file stays behind (also on a full disk).
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+                if isinstance(exc, OSError):
+                    raise _write_error("cannot save the user file %s (nothing was changed)" % self.path,
+                                       exc) from None
                 raise
         finally:
             os.close(lock_fd)

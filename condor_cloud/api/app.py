@@ -306,7 +306,9 @@ def _install(app):
         try:
             g.format = choose_format(request.args.get("format"), request.headers.get("Accept"))
         except NotAcceptable as exc:
-            raise ApiError(406, str(exc))
+            # The console is text/plain, whatever the collections' formats are; its errors are XML.
+            if request.endpoint != "instance_console":
+                raise ApiError(406, str(exc))
         if not request.environ.get("HTTP_HOST"):
             g.base = ""
             raise ApiError(400, "the request has no Host header")
@@ -369,6 +371,11 @@ def _install(app):
             log.error("server problem on %s %s: %s", request.method, request.path, exc)
             return _error_response(500, "Internal Server Error: the server is misconfigured (the administrator "
                                         "finds the details in the condor-cloud-api log)", {})
+        if exc.code == cloud_errors.NO_SPACE:
+            # The master's disk is full (keys, users, staging): nothing was changed; not the client's fault.
+            log.error("disk full on %s %s: %s", request.method, request.path, exc)
+            return _error_response(507, "Insufficient Storage: the server's disk is full; nothing was changed. "
+                                        "Try again later (the administrator finds the details in the log)", {})
         return _error_response(400, str(exc), {})
 
     @app.errorhandler(Exception)
@@ -376,9 +383,10 @@ def _install(app):
         log.exception("internal error on %s %s", request.method, request.path)
         return _error_response(500, "Internal Server Error (a bug: see the condor-cloud-api log)", {})
 
-    from . import views
+    from . import access_key_views, views
 
     views.register(app)
+    access_key_views.register(app)
 
 
 def _error_response(status, message, headers):

@@ -15,6 +15,9 @@ Knobs (defaults in DEFAULTS, the one place they live; config.d/25condor_cloud_ap
   CLOUD_API_SCHEDD            the schedd to submit to (empty: the local one)
   CLOUD_API_ACCOUNT           the account the API runs as: the Owner of the jobs it launches for its users (the
                               schedd lets only this account set Cloud* attributes; 20condor_cloud_master.config)
+The EC2 Query API (condor_cloud/ec2/config.py reads them; its defaults live here too, so the snippet shows them):
+  CLOUD_EC2_LISTEN, CLOUD_EC2_WORKERS, CLOUD_EC2_REGION, CLOUD_EC2_ACCESS_KEYS, CLOUD_EC2_TERMINATED_SECONDS,
+  CLOUD_EC2_MAX_COUNT (see docs/EC2.txt)
 """
 
 import ipaddress
@@ -42,6 +45,12 @@ DEFAULTS = {
     "CLOUD_API_REALM": "Condor Cloud",
     "CLOUD_API_SCHEDD": "",
     "CLOUD_API_ACCOUNT": "condor-cloud-api",
+    "CLOUD_EC2_LISTEN": "0.0.0.0:8773",
+    "CLOUD_EC2_WORKERS": "2",
+    "CLOUD_EC2_REGION": "condor-cloud",
+    "CLOUD_EC2_ACCESS_KEYS": "/var/lib/condor-cloud/ec2/access-keys",
+    "CLOUD_EC2_TERMINATED_SECONDS": "3600",
+    "CLOUD_EC2_MAX_COUNT": "10",
 }
 
 _PROFILE_RE = re.compile(r"([a-z0-9][a-z0-9_.-]{0,31}):([0-9]{1,7}):([0-9]{1,3})(?::([0-9]{1,6}))?")
@@ -63,10 +72,10 @@ def parse_profiles(text):
     return tuple(profiles)
 
 
-def parse_listen(text):
+def parse_listen(text, name="CLOUD_API_LISTEN"):
     host, sep, port = str(text).strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CloudError("CLOUD_API_LISTEN must be ADDRESS:PORT, e.g. 0.0.0.0:3002, not %s" % shown(text))
+        raise CloudError("%s must be ADDRESS:PORT, e.g. 0.0.0.0:3002, not %s" % (name, shown(text)))
     return host.strip("[]") or "0.0.0.0", int(port)
 
 

@@ -75,7 +75,8 @@ def key(k, private_pem=None):
     return {
         "id": k["id"], "href": k["href"], "name": k["name"], "credential_type": "key",
         "fingerprint": k["fingerprint"], "public_key": k["public_key"],
-        # The key material; the PyPI deltacloud client reads this field. This cloud holds public keys only.
-        "pem_rsa_key": k["public_key"],
+        # The key material; the PyPI deltacloud client reads this field. This cloud holds public keys only: a pair
+        # it made (POST /api/keys without public_key) shows its private key here once, in the creating response.
+        "pem_rsa_key": k.get("private_key") or k["public_key"],
         "state": k["state"],
     }

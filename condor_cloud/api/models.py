@@ -138,5 +138,6 @@ def key_model(base, key):
         "owner_id": key.owner,
         "fingerprint": key.fingerprint,
         "public_key": key.public_key,
+        "private_key": None,  # set only in the response that created the pair
         "state": "AVAILABLE",
     }

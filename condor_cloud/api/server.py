@@ -34,24 +34,40 @@ def main(argv=None):
     except CloudError as exc:
         print("condor-cloud-api: %s" % exc, file=sys.stderr)
         return 1
-    try:
-        from gunicorn.app.base import BaseApplication
-    except ImportError:
-        print("condor-cloud-api: gunicorn is not installed (dnf install python3-gunicorn)", file=sys.stderr)
+    if not _have_gunicorn("condor-cloud-api"):
         return 1
     from . import create_app
 
     _let_the_app_name_the_server()
     app = create_app(settings)
-    host, port = settings.listen
+    _announce(settings)
+    serve(app, settings.listen, settings.workers, options, "condor-cloud-api")
+    return 0
+
+
+def _have_gunicorn(program):
+    try:
+        import gunicorn.app.base  # noqa: F401
+    except ImportError:
+        print("%s: gunicorn is not installed (dnf install python3-gunicorn)" % program, file=sys.stderr)
+        return False
+    return True
+
+
+def serve(app, listen, workers, options, proc_name):
+    """Run app under gunicorn on listen (host, port) with workers processes and the settings options (from
+    gunicorn_tls_options: every listener of the master serves HTTPS the same way); returns when it stops."""
+    from gunicorn.app.base import BaseApplication
+
+    host, port = listen
     bind = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", [bind])
-            self.cfg.set("workers", settings.workers)
+            self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
-            self.cfg.set("proc_name", "condor-cloud-api")
+            self.cfg.set("proc_name", proc_name)
             # Launching waits for the schedd; give it time but never hang a worker forever.
             self.cfg.set("timeout", 120)
             for key, value in options.items():
@@ -60,9 +76,7 @@ def main(argv=None):
         def load(self):
             return app
 
-    _announce(settings)
     Server().run()
-    return 0
 
 
 def modern_tls(config, default_ssl_context_factory):
@@ -90,11 +104,13 @@ def gunicorn_tls_options(settings):
     }
 
 
-def _announce(settings):
+def _announce(settings, listen=None, path="/api"):
+    """Log where the server listens and the certificate's fingerprints (listen: another listener of the master,
+    e.g. the EC2 API's, that serves with these TLS settings)."""
     from .config import is_loopback
 
-    host, port = settings.listen
-    url = "%s://%s:%d/api" % (settings.scheme, "[%s]" % host if ":" in host else host, port)
+    host, port = listen or settings.listen
+    url = "%s://%s:%d%s" % (settings.scheme, "[%s]" % host if ":" in host else host, port, path)
     if settings.plain_http:
         if is_loopback(host):
             log.info("serving plain HTTP on %s (CLOUD_API_PLAIN_HTTP = true; for a TLS front end)", url)

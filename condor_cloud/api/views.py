@@ -6,6 +6,7 @@ import time
 
 from flask import g, request
 
+from .. import errors
 from ..errors import CloudError, shown
 from ..images import check_image_name
 from ..instances_api import InstanceStateError, check_instance_name, check_user_data
@@ -273,6 +274,11 @@ def instance_action(instance_id, action):
     raise ApiError(412, "the condor driver cannot %s an instance (a VM-universe job can only be destroyed)" % action)
 
 
+# A console read waits at most this long for the node (condor_tail), then answers 503 + Retry-After.
+CONSOLE_TIMEOUT = 4
+CONSOLE_RETRY = 5
+
+
 def instance_console(instance_id):
     """GET /api/instances/:id/console: the end of a running instance's serial console as plain text (an extension
     of the Deltacloud API). Escape sequences and control characters are removed; ?bytes=N (default 16 KiB)."""
@@ -289,10 +295,15 @@ def instance_console(instance_id):
     if not 1 <= max_bytes <= MAX_BYTES:
         raise ApiError(400, "bytes must be a number from 1 to %d" % MAX_BYTES)
     try:
-        text = _ctx()["jobs"].console(info, max_bytes)
+        text = _ctx()["jobs"].console(info, max_bytes, timeout=CONSOLE_TIMEOUT)
     except InstanceStateError as exc:
         raise ApiError(409, str(exc)) from None
     except CloudError as exc:
+        if exc.code == errors.TIMEOUT:
+            # Never hold one of the server's few workers while HTCondor is busy: say "not yet", and when.
+            raise ApiError(503, "the console of instance %s cannot be read yet: its node is busy starting it "
+                           "(HTCondor's starter waits 30 s after a domain starts); try again in %d s"
+                           % (info.id, CONSOLE_RETRY), {"Retry-After": str(CONSOLE_RETRY)}) from None
         raise ApiError(502, str(exc)) from None
     resp = Response(clean(text).encode("utf-8"), content_type="text/plain; charset=utf-8")
     # Guest output is untrusted: never let a browser sniff it into HTML, and never cache it.
@@ -329,15 +340,24 @@ def key_create():
     name = args.get("name", "")
     if not name:
         raise ApiError(400, "parameter name is required")
-    if not args.get("public_key", "").strip():
-        raise ApiError(400, "parameter public_key is required (paste your ~/.ssh/id_ed25519.pub; this cloud never "
-                            "creates or holds private keys)")
-    key = _ctx()["keys"].add(user.name, check_keyname(name), args["public_key"])
+    name = check_keyname(name)
+    private_key = None
+    public_key = args.get("public_key", "")
+    if not public_key.strip():
+        # Deltacloud's create-key: a new pair, made in memory; the private key is in this response only, never
+        # stored anywhere (keypairs.generate); a refused name (duplicate, too many keys) discards the pair.
+        from ..keypairs import generate
+
+        private_key, public_key = generate("rsa", "%s@condor-cloud" % name)
+    key = _ctx()["keys"].add(user.name, name, public_key)
     item = models.key_model(g.base, key)
-    if g.format == "html":
+    headers = {"Location": item["href"]}
+    if private_key is not None:
+        item["private_key"] = private_key
+        headers["Cache-Control"] = "no-store"
+    elif g.format == "html":
         return html_redirect(g.base + "/api/keys")
-    return _member("key", item, "key", jsonviews.key(item), "key.html", status=201,
-                   headers={"Location": item["href"]})
+    return _member("key", item, "key", jsonviews.key(item), "key.html", status=201, headers=headers)
 
 
 def key_delete(key_id):

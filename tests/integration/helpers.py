@@ -162,3 +162,54 @@ def stop_api(sb):
             os.kill(pid, 15)
         except ProcessLookupError:
             pass
+
+
+# -- the EC2 Query API (tests/integration/test_ec2.py) -----------------------------------------------------------
+EC2_PORT = 8773
+EC2_URL = "https://127.0.0.1:%d" % EC2_PORT
+EC2_REGION = "condor-cloud"
+
+
+def start_ec2(sb):
+    """The EC2 API in the sandbox (after start_api: same users, same certificate); returns {user: access key} of
+    alice and bob, made with `condor-cloud user access-key create`."""
+    sb.start_ec2(port=EC2_PORT)
+    return {user: sb.ec2_access_key(user) for user in ("alice", "bob")}
+
+
+def stop_ec2(sb):
+    pid = sb.state["pids"].get("condor-cloud-ec2")
+    if pid:
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
+
+
+def ec2_env(sb, key):
+    """Environment of an EC2 client (aws-cli, boto3, Ansible) signing with key and trusting the API's certificate."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": key["id"], "AWS_SECRET_ACCESS_KEY": key["secret"],
+                "AWS_DEFAULT_REGION": EC2_REGION, "AWS_REGION": EC2_REGION, "AWS_CA_BUNDLE": ca_file(sb),
+                "AWS_ENDPOINT_URL": EC2_URL, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                "AWS_EC2_METADATA_DISABLED": "true"})
+    return env
+
+
+def run_in_netns(sb, argv, env=None, timeout=600, input=None):
+    """A host program (e.g. the venv's aws or ansible-playbook) run inside the sandbox's network namespace."""
+    import subprocess
+
+    prefix = ["nsenter", "--net=/run/netns/" + sb.state["netns"]] if sb.state.get("netns") else []
+    return subprocess.run(prefix + list(argv), env=env, input=input, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+
+
+def ec2_client(sb, key):
+    """A boto3 EC2 client of key for the sandbox's EC2 API; call it only inside in_netns(sb, ...)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("ec2", region_name=EC2_REGION, endpoint_url=EC2_URL, verify=ca_file(sb),
+                        aws_access_key_id=key["id"], aws_secret_access_key=key["secret"],
+                        config=Config(retries={"max_attempts": 2, "mode": "standard"}))

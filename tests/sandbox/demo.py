@@ -5,7 +5,8 @@ arguments:        up | down
 standard input:   not read
 standard output:  what was started, the instance's console, condor_q, virsh list, where things are, the API's
                   HTTPS URL, its certificate (a host copy, and its SHA-256 fingerprint), a curl line that trusts
-                  it, the demo user's password, and how to stop it
+                  it, the demo user's password, an EC2 access key with the aws command that lists the instance,
+                  and how to stop it
 user:             root (the sandbox mounts, chroots and starts daemons)
 exit status:      0 done; 1 failure (message on standard error; everything started is stopped again)
 
@@ -28,6 +29,7 @@ from sandbox import Sandbox, SandboxError  # noqa: E402
 
 NAME = "demo"
 PORT = 3002
+EC2_PORT = 8773
 SUBMIT = """\
 universe = vm
 vm_type = kvm
@@ -80,7 +82,8 @@ def up():
         say("   logs     /var/log/condor (StarterLog*, VMGahpLog*, StartLog)")
         password = secrets.token_urlsafe(12)
         try:
-            sb.start_api({"demo": password}, port=PORT)
+            # alice too: the EC2 API below lists her (by-hand) instance to her
+            sb.start_api({"demo": password, "alice": secrets.token_urlsafe(12)}, port=PORT)
             api = sb.state["api"]
             say("\n== API and browser pages (HTTPS): %s/api   user: demo   password: %s" % (api["url"], password))
             say("   its certificate (self-signed, made by `condor-cloud api-cert create`): %s" % api["cafile"])
@@ -89,6 +92,7 @@ def up():
                 % (api["cafile"], password, api["url"]))
             say("   a browser warns about the self-signed certificate: compare its SHA-256 fingerprint with the one "
                 "above, or start Chromium with --ignore-certificate-errors-spki-list=%s" % api["spki"])
+            ec2_api(sb, api)
         except SandboxError as exc:
             say("\n== the API did not start: %s" % exc)
         say("\n== a shell in the sandbox: python3 tests/sandbox/sandbox.py shell --name %s --no-netns" % NAME)
@@ -96,6 +100,19 @@ def up():
     except BaseException:
         sb.stop()
         raise
+
+
+def ec2_api(sb, api):
+    """Start the EC2 Query API and print an access key of alice and the aws command that lists her instance."""
+    sb.start_ec2(port=EC2_PORT)
+    key = sb.ec2_access_key("alice")
+    aws = os.path.join(REPO, ".venv", "bin", "aws")
+    say("\n== EC2 Query API (HTTPS): %s   access key of alice (secret shown only now): %s / %s"
+        % (sb.state["ec2"]["url"], key["id"], key["secret"]))
+    say("   AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s %s --region condor-cloud --endpoint-url %s --ca-bundle %s "
+        "ec2 describe-instances" % (key["id"], key["secret"], aws if os.path.exists(aws) else "aws",
+                                    sb.state["ec2"]["url"], api["cafile"]))
+    say("   (docs/EC2.txt: aws configure, boto3, Ansible)")
 
 
 def down():

@@ -61,8 +61,9 @@ SEC_READ_AUTHENTICATION_METHODS = FS, CLAIMTOBE
 SEC_WRITE_AUTHENTICATION_METHODS = FS, CLAIMTOBE
 SEC_NEGOTIATOR_AUTHENTICATION_METHODS = FS, CLAIMTOBE
 SEC_ADMINISTRATOR_AUTHENTICATION_METHODS = FS, CLAIMTOBE
+# The shipped cycle knobs (NEGOTIATOR_CYCLE_DELAY 2, NEGOTIATOR_MIN_INTERVAL 0, SCHEDD_MIN_INTERVAL 0) apply;
+# only the periodic safety-net cycle is faster than the shipped 20 s, for idle jobs no submit announces.
 NEGOTIATOR_INTERVAL = 2
-NEGOTIATOR_MIN_INTERVAL = 1
 UPDATE_INTERVAL = 5
 MASTER_UPDATE_INTERVAL = 5
 SCHEDD_INTERVAL = 5
@@ -689,6 +690,36 @@ class Sandbox:
                              "sha256": cert["sha256_fingerprint"], "spki": cert["public_key_pin"][len("sha256//"):]}
         self._save()
         return p.pid
+
+    def start_ec2(self, port=8773, timeout=60):
+        """Start the EC2 Query API (condor_cloud.ec2.server under gunicorn) as condor-cloud-api on 127.0.0.1:port,
+        serving HTTPS with the certificate start_api made (call start_api first: users, certificate); its PID is
+        recorded, so stop() kills it. Records state["ec2"] = {"url", "cafile"}; returns the server's PID. Access
+        keys: ec2_access_key(user)."""
+        if "api" not in self.state:
+            raise SandboxError("start_api first: the EC2 API uses its users and its certificate")
+        self.run(["install", "-d", "-m", "0750", "-o", "condor-cloud-api", "-g", "condor-cloud-api",
+                  "/var/lib/condor-cloud/ec2"])
+        p = self._start("condor-cloud-ec2", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
+                                             "condor_cloud.ec2.server"],
+                        env={"_CONDOR_CLOUD_EC2_LISTEN": "127.0.0.1:%d" % port})
+        # An unsigned request answers 401 (AuthFailure) once the server is up.
+        probe = ("import ssl, urllib.request as u, urllib.error as e\ntry:\n u.urlopen('https://127.0.0.1:%d/', "
+                 "timeout=5, context=ssl.create_default_context(cafile='/etc/condor-cloud/tls/api.crt'))\n"
+                 "except e.HTTPError as x:\n raise SystemExit(0 if x.code == 401 else 1)\nraise SystemExit(1)" % port)
+        self._wait_for("the EC2 API on port %d" % port, lambda: p.poll() is not None or self.run(
+            ["python3", "-c", probe], check=False).returncode == 0, timeout)
+        if p.poll() is not None:
+            raise SandboxError("the EC2 API exited (%s):\n%s" % (p.returncode, open(os.path.join(
+                self.rundir, "condor-cloud-ec2.out"), errors="replace").read()[-3000:]))
+        self.state["ec2"] = {"url": "https://127.0.0.1:%d" % port, "cafile": self.state["api"]["cafile"]}
+        self._save()
+        return p.pid
+
+    def ec2_access_key(self, user):
+        """A new EC2 access key of user, made with `condor-cloud user access-key create`: {"id", "secret", ...}."""
+        return json.loads(self.run(["python3", "-m", "condor_cloud.cli", "user", "access-key", "create", user,
+                                    "--json"]).stdout)
 
     def network_leases(self, name="default"):
         """DHCP leases of a libvirt network: [{"mac", "ip", "hostname"}] from `virsh net-dhcp-leases`."""

@@ -29,15 +29,26 @@ def make_instance(cloud, instance_id, pid=None, start_time=None, scratch=None, j
 
 
 class Hypervisor:
-    def __init__(self, fail=False):
+    """The cleanup's libvirt seam (cleanup.Libvirt): destroys domains by UUID and lists the running ones with the
+    files of their disks. fail: libvirt unreachable; fail_destroy: it lists but cannot destroy."""
+
+    def __init__(self, fail=False, domains=(), fail_destroy=False):
         self.fail = fail
+        self.fail_destroy = fail_destroy
+        self.domains = list(domains)
         self.destroyed = []
 
     def destroy(self, domain_uuid):
-        if self.fail:
+        if self.fail or self.fail_destroy:
             raise RuntimeError("libvirt unreachable")
         self.destroyed.append(domain_uuid)
+        self.domains = [d for d in self.domains if d.uuid != domain_uuid]
         return True
+
+    def running_domains(self):
+        if self.fail:
+            raise RuntimeError("libvirt unreachable")
+        return list(self.domains)
 
 
 @pytest.fixture
@@ -75,6 +86,12 @@ def test_an_orphan_is_kept_while_libvirt_is_unreachable(cloud, dead_pid):
     orphan = make_instance(cloud, "4.0-0000beef", pid=dead_pid, start_time=12345)
     log = io.StringIO()
     assert cleanup.reclaim_orphans(settings, Hypervisor(fail=True), log=log) == []
+    assert present(cloud) == [orphan]
+    assert log.getvalue() == ("condor-cloud cleanup: cannot list libvirt's running domains (libvirt unreachable): "
+                              "no instance directory holding disks is removed and no cache entry evicted until "
+                              "libvirt answers\n")
+    log = io.StringIO()
+    assert cleanup.reclaim_orphans(settings, Hypervisor(fail_destroy=True), log=log) == []
     assert present(cloud) == [orphan]
     assert log.getvalue() == ("condor-cloud cleanup: cannot destroy domain of orphan %s: libvirt unreachable\n"
                               % orphan)

@@ -233,7 +233,7 @@ def test_instance_console(run, cloud, mocker):
     fake.set_status(created.cluster, 2)
     r = run("instance", "console", created.id, "--bytes", "100")
     assert r.exit_code == 0 and r.output == "login: root\n"
-    tail.assert_called_with(created.cluster, 0, 100)
+    tail.assert_called_with(created.cluster, 0, 100, timeout=60)
     r = run("instance", "console", "%d.0" % created.cluster, "--raw")      # by job id, as typed
     assert r.exit_code == 0 and r.output == "\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n"
     tail.side_effect = CloudError("cannot read the console of job 42.0: 'bob is not authorized'")

@@ -227,6 +227,11 @@ class FakeHypervisor:
         self.destroyed.append(domain_uuid)
         return True
 
+    def running_domains(self):  # the cleanup asks which domains run and which files they use: none here
+        if self.fail:
+            raise RuntimeError("libvirt unreachable")
+        return []
+
 
 class Starter:
     """A stand-in starter process, alive while the instance is prepared and killed later."""
@@ -413,3 +418,19 @@ def test_a_disk_format_that_contradicts_the_image_is_held_and_leaves_nothing(dem
     status, out = run_prepare(job_ad(VMPARAM_vm_Disk='"demo.qcow2:vda:w:raw"'))
     assert_held(status, out, errors.BAD_REQUEST, "vm_disk says image 'demo.qcow2' is raw but it is qcow2")
     assert os.listdir(demo.instances) == []
+
+
+def test_a_destroyed_instance_loses_its_console_log_and_others_keep_theirs(demo):
+    _, prepared = run_prepare(job_ad())
+    log = demo.consoles / (prepared["CloudInstanceId"] + ".log")
+    (demo.consoles / (prepared["CloudInstanceId"] + ".log.0")).write_text("rotated")
+    (demo.consoles / "9.0-0000abcd.log").write_text("another instance's")
+    assert log.exists()
+    assert exit_hook.main(["exit", "remove"], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
+    assert sorted(os.listdir(demo.consoles)) == ["9.0-0000abcd.log"]
+
+
+def test_an_instance_that_ended_otherwise_keeps_its_console_log(demo):
+    _, prepared = run_prepare(job_ad())
+    assert exit_hook.main(["exit", "exit"], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
+    assert os.listdir(demo.consoles) == [prepared["CloudInstanceId"] + ".log"]

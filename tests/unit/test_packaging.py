@@ -69,8 +69,15 @@ MASTER_FILES = {
     "/usr/bin/condor-cloud-api": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/lib/systemd/system/condor-cloud-api.service": ("-rw-r--r--", "root", "root", ""),
     "/usr/lib/sysusers.d/condor-cloud-api.conf": ("-rw-r--r--", "root", "root", ""),
+    "/usr/lib/systemd/system/condor-cloud-image-sweep.service": ("-rw-r--r--", "root", "root", ""),
+    "/usr/lib/systemd/system/condor-cloud-image-sweep.timer": ("-rw-r--r--", "root", "root", ""),
     "/usr/lib/tmpfiles.d/condor-cloud-api.conf": ("-rw-r--r--", "root", "root", ""),
     "/var/lib/condor-cloud/keys": ("drwxr-x---", "condor-cloud-api", "condor-cloud-api", ""),
+    # EC2 Query API
+    "/usr/share/doc/condor-cloud/EC2.txt": ("-rw-r--r--", "root", "root", "d"),
+    "/usr/bin/condor-cloud-ec2": ("-rwxr-xr-x", "root", "root", ""),
+    "/usr/lib/systemd/system/condor-cloud-ec2.service": ("-rw-r--r--", "root", "root", ""),
+    "/var/lib/condor-cloud/ec2": ("drwxr-x---", "condor-cloud-api", "condor-cloud-api", ""),
 }
 def sysusers_entries(text):
     return [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]

@@ -247,7 +247,7 @@ def test_console_of_a_running_instance_is_clean_plain_text(env, mocker):
     assert r.status_code == 200 and r.data == b"Booting\n<script>x</script>\n"
     assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert r.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in r.headers["Content-Security-Policy"]
-    tail.assert_called_once_with(42, 0, 2048)
+    tail.assert_called_once_with(42, 0, 2048, timeout=4)
     page = env.client.get("/api/instances/" + inst["id"], headers=html()).data.decode()
     assert 'href="http://localhost/api/instances/%s/console"' % inst["id"] in page
 
@@ -280,3 +280,20 @@ def test_state_errors_are_409_conflict(env, mocker):
         assert r.status_code == 409, r.data
     r = env.client.delete("/api/instances/" + inst["id"], headers=xml())
     assert ET.fromstring(r.data).find("code").text == "409" and "already being destroyed" in r.data.decode()
+
+
+def test_console_answers_text_plain_and_never_waits_long_for_a_busy_node(env, mocker):
+    """Issue 13: Accept: text/plain got 406, and a read while the starter slept held a server worker for 48 s."""
+    from condor_cloud import errors
+    from condor_cloud.errors import CloudError
+
+    inst = launch(env).get_json()["instance"]
+    env.schedd.set_status(42, 2)
+    tail = mocker.patch("condor_cloud.consoles.tail", return_value="login: ")
+    r = env.client.get("/api/instances/%s/console" % inst["id"], headers=dict(jsonh(), Accept="text/plain"))
+    assert r.status_code == 200 and r.data == b"login: "
+    assert tail.call_args.kwargs["timeout"] <= 5  # the worker is free again within seconds
+    tail.side_effect = CloudError("condor_tail did not answer within 4 s", errors.TIMEOUT)
+    r = env.client.get("/api/instances/%s/console" % inst["id"], headers=dict(jsonh(), Accept="text/plain"))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert b"try again in 5 s" in r.data

@@ -39,7 +39,6 @@ def test_keys_are_per_user(env):
 
 @pytest.mark.parametrize("data,fragment", [
     ({"public_key": ED25519}, "name is required"),
-    ({"name": "k"}, "public_key is required"),
     ({"name": "../k", "public_key": ED25519}, "key name"),
     ({"name": "k", "public_key": "ssh-dss AAAA"}, "not supported"),
     ({"name": "k", "public_key": "ssh-ed25519 !!!!"}, "base64"),
@@ -57,3 +56,44 @@ def test_duplicate_key_400(env):
     env.client.post("/api/keys", data={"name": "k", "public_key": ED25519}, headers=jsonh())
     r = env.client.post("/api/keys", data={"name": "k", "public_key": make_key(seed=3)}, headers=jsonh())
     assert r.status_code == 400 and "exists" in r.get_json()["message"]
+
+
+def test_a_full_disk_is_507_and_leaves_nothing(env, mocker):
+    import builtins
+    import errno
+    import os
+
+    real_open = builtins.open
+
+    def full(path, mode="r", *args, **kwargs):
+        if "w" in mode and str(path).startswith(str(env.settings.keys_dir)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    from .conftest import ED25519, jsonh
+
+    mocker.patch("builtins.open", side_effect=full)
+    r = env.client.post("/api/keys", data={"name": "laptop", "public_key": ED25519}, headers=jsonh())
+    mocker.stopall()
+    assert r.status_code == 507 and "disk is full" in r.get_json()["message"]
+    assert not [n for _, _, files in os.walk(env.settings.keys_dir) for n in files]
+
+
+def test_a_key_created_without_a_public_key_returns_its_private_key_once(env):
+    from .conftest import jsonh, xml
+
+    r = env.client.post("/api/keys", data={"name": "made"}, headers=jsonh())
+    assert r.status_code == 201 and r.headers["Cache-Control"] == "no-store"
+    body = r.get_json()["key"]
+    assert body["pem_rsa_key"].startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert body["public_key"].startswith("ssh-rsa ")
+    # the cloud keeps the public half only: later reads never show the private key
+    again = env.client.get("/api/keys/made", headers=jsonh()).get_json()["key"]
+    assert again["pem_rsa_key"] == again["public_key"] == body["public_key"]
+    import os
+
+    stored = "".join(open(os.path.join(d, f)).read() for d, _, fs in os.walk(env.settings.keys_dir) for f in fs)
+    assert "PRIVATE" not in stored
+    x = env.client.post("/api/keys", data={"name": "made2"}, headers=xml())
+    assert x.status_code == 201 and b"BEGIN RSA PRIVATE KEY" in x.data
+    assert env.client.post("/api/keys", data={"name": "made"}, headers=jsonh()).status_code == 400  # duplicate
