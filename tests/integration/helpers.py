@@ -132,6 +132,18 @@ def http(sb, method, path, user=None, data=None, accept="application/json", pass
     return in_netns(sb, call)
 
 
+def api_console(sb, user, instance_id, timeout=90):
+    """(status, headers, body) of GET /api/instances/:id/console as a patient client reads it: while the node is
+    busy (HTCondor's starter sleeps 30 s after starting a domain) the API answers 503 with Retry-After; wait that
+    long and ask again, up to timeout seconds."""
+    end = time.time() + timeout
+    while True:
+        status, headers, body = http(sb, "GET", "/api/instances/%s/console" % instance_id, user)
+        if status != 503 or time.time() > end:
+            return status, headers, body
+        time.sleep(min(10, int(headers.get("Retry-After", "5"))))
+
+
 def wait_state(sb, user, instance_id, states, timeout=240):
     """Poll the API until the instance's state is one of states ('gone' = 404); return it."""
     end = time.time() + timeout

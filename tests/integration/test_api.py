@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from helpers import BASE, PASSWORDS, ca_file, http, in_netns, start_api, stop_api, wait_state
+from helpers import BASE, api_console, PASSWORDS, ca_file, http, in_netns, start_api, stop_api, wait_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -69,7 +69,7 @@ def test_launch_boots_and_destroy_cleans_up(pool):
         raise AssertionError("no boot message in %s" % logs)
     assert "_%d.0" % cluster in pool.virsh("list", "--name")
     # Its owner reads the same console through the API (condor_tail as the API's account); others cannot.
-    status, headers, body = http(pool, "GET", "/api/instances/%s/console" % inst["id"], "alice")
+    status, headers, body = api_console(pool, "alice", inst["id"])
     assert status == 200 and headers["Content-Type"] == "text/plain; charset=utf-8", body
     assert b"CONDOR-CLOUD-GUEST-BOOTED variant=sleep" in body
     assert http(pool, "GET", "/api/instances/%s/console" % inst["id"], "bob")[0] == 404

@@ -60,28 +60,7 @@ def test_a_periodic_cycle_stays_as_the_safety_net(knobs):
     assert int(knobs["NEGOTIATOR_INTERVAL"]) == 20
 
 
-# -- every instance, also N queued at once, gets the cache-aware Rank ------------------------------------------
-def test_the_schedd_never_fills_a_nodes_leftovers_itself(knobs):
-    """CLAIM_PARTITIONABLE_LEFTOVERS = False: after claiming a dynamic slot the schedd would start the same user's
-    other idle jobs on the partitionable slot's leftovers without the negotiator (Scheduler::claimedStartd,
-    schedd.cpp: FindRunnableJob), so without their Rank. The schedd asks for leftovers with _condor_SEND_LEFTOVERS
-    (ClaimStartdMsg::writeMsg, dc_startd.cpp); a node with a consumption policy sends them whenever asked
-    (command.cpp, request_claim: its own knob counts only without a policy), so the schedd's setting decides."""
-    assert _bool(knobs["CLAIM_PARTITIONABLE_LEFTOVERS"]) is False
-
-
-def test_a_node_can_take_several_instances_in_one_cycle(knobs):
-    """SLOT_TYPE_1_CONSUMPTION_POLICY = True on the partitionable slot: the negotiator deducts each match from the
-    slot's ad and offers it again in the same cycle (Matchmaker::matchmakingProtocol, CP_MATCH_COST and
-    returnPslotToMatchList); without a policy the slot leaves the offer list after one match (startdAds.Remove),
-    and the second instance of a `queue N` goes to another node. CLAIM_WORKLIFE = 0 stays: it ends a dynamic
-    slot's claim after its one job (Resource::claimWorklifeExpired needs an activation), the policy governs only the
-    partitionable slot's own claims (NUM_CLAIMS, one per core by default)."""
-    assert _bool(knobs["SLOT_TYPE_1_PARTITIONABLE"]) is True
-    assert _bool(knobs["SLOT_TYPE_1_CONSUMPTION_POLICY"]) is True
-    assert int(knobs["CLAIM_WORKLIFE"]) == 0
-
-
+# -- the cache-aware Rank is not outranked by HTCondor's packing preference ---------------------------------------
 def _job_rank(knobs):
     """The Rank the CloudRank transform sets on every VM job."""
     transform = knobs["JOB_TRANSFORM_CloudRank"]
