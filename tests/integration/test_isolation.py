@@ -36,12 +36,12 @@ def pool(sandbox, test_images):
 @pytest.fixture(scope="module")
 def alices(pool):
     """alice's instance, launched through the API with user data and a key; running when the tests start."""
-    status, _, body = http(pool, "POST", "/api/keys", "alice", data={"name": "laptop", "public_key": KEY})
+    status, _, body = http(pool, "POST", "/api/keys", "alice", data={"name": "isolation-laptop", "public_key": KEY})
     assert status in (201, 200), body
     images = json.loads(http(pool, "GET", "/api/images", "alice")[2])["images"]
     (image,) = [i for i in images if i["name"] == "live.qcow2"]
     status, _, body = http(pool, "POST", "/api/instances", "alice",
-                           data={"image_id": image["id"], "name": "victim", "keyname": "laptop",
+                           data={"image_id": image["id"], "name": "victim", "keyname": "isolation-laptop",
                                  "user_data": base64.b64encode(SECRET).decode()})
     assert status == 201, body
     inst = json.loads(body)["instance"]
@@ -54,7 +54,7 @@ def alices(pool):
     inst["instance_id"] = os.path.basename(found[0])
     yield inst
     assert http(pool, "DELETE", "/api/instances/" + inst["id"], "alice")[0] == 204
-    http(pool, "DELETE", "/api/keys/laptop", "alice")
+    http(pool, "DELETE", "/api/keys/isolation-laptop", "alice")
     wait_state(pool, "alice", inst["id"], ("gone",), timeout=180)
 
 

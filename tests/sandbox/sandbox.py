@@ -666,7 +666,15 @@ class Sandbox:
                       "condor-cloud-api"])
         self.run(["mkdir", "-p", "/etc/condor-cloud", "/var/lib/condor-cloud/keys"])
         self.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
+        # Every test module of a session shares this sandbox and starts the API: users made by an earlier start
+        # get their password set again instead.
+        listed = self.run(["python3", "-m", "condor_cloud.cli", "user", "list", "--json"], check=False)
+        existing = [u["name"] for u in json.loads(listed.stdout)] if listed.returncode == 0 else []
         for name, password in passwords.items():
+            if name in existing:
+                self.run(["python3", "-m", "condor_cloud.cli", "user", "passwd", name, "--password-stdin"],
+                         input=password + "\n")
+                continue
             self.run(["python3", "-m", "condor_cloud.cli", "user", "add", name, "--password-stdin"]
                      + (["--admin"] if name in admins else []), input=password + "\n")
         self.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
