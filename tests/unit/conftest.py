@@ -76,3 +76,18 @@ def cloud(tmp_path, monkeypatch):
     # ignores CONDOR_CONFIG on later reloads.)
     lay.config.write_text("")
     htcondor2.reload_config()
+
+
+@pytest.fixture
+def shipped_config(tmp_path, monkeypatch):
+    """htcondor2.param over the shipped config.d snippets (master, API, node), read by HTCondor's own parser."""
+    import htcondor2
+
+    config = tmp_path / "condor_config"
+    config.write_text("".join(open(os.path.join(REPO, "config.d", name)).read() + "\n" for name in
+                              ("20condor_cloud_master.config", "25condor_cloud_api.config", "30condor_cloud_node.config")))
+    monkeypatch.setenv("CONDOR_CONFIG", str(config))
+    htcondor2.reload_config()
+    yield htcondor2.param
+    config.write_text("")
+    htcondor2.reload_config()

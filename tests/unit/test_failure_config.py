@@ -4,29 +4,18 @@ node together as on a single-host cloud. Each docstring gives the reason and the
 (tag v23.9.6) it rests on; docs/DESIGN.txt, "Failures: instances and nodes", has the timelines, and
 tests/integration/test_failures.py measures them on a real pool."""
 
-import os
 import re
 
 import classad2
-import htcondor2
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG_DIR = os.path.join(REPO, "config.d")
-SNIPPETS = ("20condor_cloud_master.config", "25condor_cloud_api.config", "30condor_cloud_node.config")
 BOUND = 60          # issue 17: a lost VM shows a true state within 60 s
 KEEPALIVE_RETRY = 5  # a failed keep-alive is retried after 5 s (ALIVE_BAILOUT, condor_startd.V6/claim.cpp)
 
 
 @pytest.fixture
-def knobs(tmp_path, monkeypatch):
-    config = tmp_path / "condor_config"
-    config.write_text("".join(open(os.path.join(CONFIG_DIR, name)).read() + "\n" for name in SNIPPETS))
-    monkeypatch.setenv("CONDOR_CONFIG", str(config))
-    htcondor2.reload_config()
-    yield htcondor2.param
-    config.write_text("")
-    htcondor2.reload_config()
+def knobs(shipped_config):
+    return shipped_config
 
 
 def lease_transform(knobs):

@@ -9,7 +9,6 @@ import os
 import re
 
 import classad2
-import htcondor2
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,15 +17,8 @@ NOT_JOB_INPUTS = {"CloudCachedImages", "CloudCacheBytes", "CloudInstances", "Clo
 
 
 @pytest.fixture
-def master(tmp_path, monkeypatch):
-    config = tmp_path / "condor_config"
-    config.write_text("".join(open(os.path.join(REPO, "config.d", name)).read() + "\n"
-                              for name in ("20condor_cloud_master.config", "25condor_cloud_api.config")))
-    monkeypatch.setenv("CONDOR_CONFIG", str(config))
-    htcondor2.reload_config()
-    yield htcondor2.param
-    config.write_text("")
-    htcondor2.reload_config()
+def master(shipped_config):
+    return shipped_config
 
 
 def _eval(req, my, target):

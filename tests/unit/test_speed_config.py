@@ -10,25 +10,16 @@ import os
 import re
 
 import classad2
-import htcondor2
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG_DIR = os.path.join(REPO, "config.d")
-SNIPPETS = ("20condor_cloud_master.config", "25condor_cloud_api.config", "30condor_cloud_node.config")
 # HTCondor 23.9.6's NEGOTIATOR_PRE_JOB_RANK (src/condor_utils/param_info.in), for contrast.
 HTCONDOR_PRE_JOB_RANK = "(10000000 * My.Rank) + (1000000 * (RemoteOwner =?= UNDEFINED)) - (100000 * Cpus) - Memory"
 
 
 @pytest.fixture
-def knobs(tmp_path, monkeypatch):
-    config = tmp_path / "condor_config"
-    config.write_text("".join(open(os.path.join(CONFIG_DIR, name)).read() + "\n" for name in SNIPPETS))
-    monkeypatch.setenv("CONDOR_CONFIG", str(config))
-    htcondor2.reload_config()
-    yield htcondor2.param
-    config.write_text("")
-    htcondor2.reload_config()
+def knobs(shipped_config):
+    return shipped_config
 
 
 def _bool(text):
