@@ -196,8 +196,9 @@ install-node: install-common
 	$(INSTALL) -d -m 2771 $(DESTDIR)$(STATEDIR)/instances
 	$(INSTALL) -d -m 2750 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles
 
-# Benchmarks (issue 7): measurements, not tests. Writes docs/PERFORMANCE.md in about 15 minutes, the real-pool
-# parts (4, 5) included; root (it loop-mounts an XFS image for the reflink figures). BENCH_ARGS= skips the pool.
+# Benchmarks: measurements, not tests. Writes docs/PERFORMANCE.md in about 25 minutes, the real-pool parts (4, 5,
+# 6 failures) included; root (it loop-mounts an XFS image for the reflink figures). BENCH_ARGS= skips the pool;
+# BENCH_ARGS="--only failures" runs one part and updates only its section.
 BENCH_ARGS ?= --pool
 bench: $(HOST_STAMP)
 	@command -v mkfs.xfs >/dev/null 2>&1 || { apt-get update -qq && \
