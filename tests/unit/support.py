@@ -36,3 +36,14 @@ def job_ad(**attrs):
             "JobUniverse": 13, "JobVMType": '"kvm"', "JobVMMemory": 256, "VMPARAM_vm_Disk": '"demo.qcow2:vda:w"'}
     base.update(attrs)
     return "".join("%s = %s\n" % (k, v) for k, v in base.items() if v is not None)
+
+
+def make_api_store(tmp_path):
+    """An image store for the API tests: staging/, a qcow2-looking demo.qcow2 and a raw other.img (not real images:
+    the API only lists names and probes headers)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "staging").mkdir()
+    (store / "demo.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 1020)
+    (store / "other.img").write_bytes(b"\0" * 2048)
+    return store

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from support import make_api_store
+
 from condor_cloud.api import create_app
 from condor_cloud.api.config import ApiSettings, parse_profiles
 from condor_cloud.api.state import StateStore
@@ -125,11 +127,7 @@ def env(tmp_path, mocker, monkeypatch):
         pass
 
     e = Env()
-    e.store = tmp_path / "store"
-    e.store.mkdir()
-    (e.store / "staging").mkdir()
-    (e.store / "demo.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 1020)
-    (e.store / "other.img").write_bytes(b"\0" * 2048)
+    e.store = make_api_store(tmp_path)
     e.settings = ApiSettings(image_store=str(e.store), listen=("127.0.0.1", 3002), workers=1,
                              users_file=str(tmp_path / "users"), keys_dir=str(tmp_path / "keys"),
                              profiles=parse_profiles("small:512:1 medium:1024:2 large:2048:4"), max_user_data=1024,

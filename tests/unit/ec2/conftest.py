@@ -14,6 +14,8 @@ import time
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+
+from support import make_api_store
 from werkzeug.test import Client
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,11 +104,7 @@ def env(tmp_path, mocker, monkeypatch):
         pass
 
     e = Env()
-    e.store = tmp_path / "store"
-    e.store.mkdir()
-    (e.store / "staging").mkdir()
-    (e.store / "demo.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 1020)
-    (e.store / "other.img").write_bytes(b"\0" * 2048)
+    e.store = make_api_store(tmp_path)
     api = ApiSettings(image_store=str(e.store), listen=("127.0.0.1", 3002), workers=1,
                       users_file=str(tmp_path / "users"), keys_dir=str(tmp_path / "keys"),
                       profiles=parse_profiles("small:512:1 medium:1024:2 large:2048:4:20"), max_user_data=1024,
