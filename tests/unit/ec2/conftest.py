@@ -15,12 +15,12 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from support import make_api_store
 from werkzeug.test import Client
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from api.conftest import PASSWORDS, FakeSchedd, _cheap_hashes, make_key  # noqa: E402
+from support import make_api_store  # noqa: E402
 
 from condor_cloud.access_keys import AccessKeyStore  # noqa: E402
 from condor_cloud.api.config import ApiSettings, parse_profiles  # noqa: E402
