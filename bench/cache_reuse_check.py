@@ -14,8 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from condor_cloud import images  # noqa: E402
-from condor_cloud.cache import ImageCache  # noqa: E402
+from condor_cloud.core import images  # noqa: E402
+from condor_cloud.node.cache import ImageCache  # noqa: E402
 
 N = 5000
 

@@ -55,7 +55,7 @@ def cleanup(sb, cluster):
 
 def knobs(sb):
     """The settings that set the floor, as the sandbox has them (read, not assumed)."""
-    from condor_cloud.instances_api import CloudJobs
+    from condor_cloud.master.jobs import CloudJobs
 
     def param(name):
         return sb.run(["condor_config_val", name], check=False).stdout.strip() or "(unset)"
@@ -226,7 +226,7 @@ def notes(res):
         "answers the shadow's reconnect 'job not found', the shadow retries, sleeps out the rest of the lease and "
         "exits, and the schedd requeues the job (docs/DESIGN.txt, 'Failures: instances and nodes'); "
         "STARTER_HANDLES_ALIVES = %s (the startd's keep-alives, every lease/3); STARTER_UPDATE_INTERVAL = %s. "
-        "A DELETE is condor_rm, and CloudJobs.remove (condor_cloud/instances_api.py) force-removes (RemoveX) a "
+        "A DELETE is condor_rm, and CloudJobs.remove (condor_cloud/master/jobs.py) force-removes (RemoveX) a "
         "job still queued %g s later: with the startd off the shadow cannot kill the starter and would wait out "
         "the lease, so RemoveX sets that floor. RUNNING again adds a negotiation cycle (sandbox "
         "NEGOTIATOR_INTERVAL = %s) and the start; the node's cleanup (CLOUD_CLEANUP_PERIOD = %s) removes the old "

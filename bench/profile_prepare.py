@@ -2,7 +2,7 @@
 
 Run by bench/run with the hook's interpreter, CONDOR_CONFIG and PYTHONPATH set as for hooks/prepare, and the job
 ad on standard input. Only wraps functions (no change to condor_cloud/). Times are inclusive: a phase includes the
-phases it calls (instances.create includes one Instance.save, which includes one os.fsync).
+phases it calls (instance_dirs.create includes one Instance.save, which includes one os.fsync).
 """
 
 import time
@@ -37,8 +37,8 @@ def wrap(owner, attr, name):
 
 def main():
     t0 = time.perf_counter()
-    import condor_cloud.prepare_hook as ph
-    _add("import condor_cloud.prepare_hook", time.perf_counter() - t0)
+    import condor_cloud.node.as_condor_cloud.prepare_hook as ph
+    _add("import condor_cloud.node.as_condor_cloud.prepare_hook", time.perf_counter() - t0)
     t0 = time.perf_counter()
     import htcondor2  # noqa: F401  (the hook imports these lazily inside load_settings / read_ad)
     import classad2  # noqa: F401
@@ -46,12 +46,13 @@ def main():
 
     import fcntl
 
-    from condor_cloud import cache, config, images, instances, jobad, qemuimg
+    from condor_cloud.node import cache, instance_dirs, jobad
+    from condor_cloud.core import config, images, qemuimg
 
     wrap(config, "load_settings", "config.load_settings (htcondor2.param)")
     wrap(jobad, "read_ad", "jobad.read_ad (classad2 parse)")
-    wrap(instances, "create", "instances.create (mkdir, instance.json)")
-    wrap(instances.Instance, "save", "Instance.save (instance.json write+fsync)")
+    wrap(instance_dirs, "create", "instance_dirs.create (mkdir, instance.json)")
+    wrap(instance_dirs.Instance, "save", "Instance.save (instance.json write+fsync)")
     wrap(os, "fsync", "os.fsync")
     wrap(images, "open_store_image", "images.open_store_image")
     wrap(ph.Prepare, "_make_room", "Prepare._make_room (statvfs)")
@@ -61,7 +62,7 @@ def main():
     wrap(qemuimg, "create_overlay", "qemuimg.create_overlay (qemu-img create)")
     wrap(jobad, "format_attrs", "jobad.format_attrs")
     try:
-        from condor_cloud import seed
+        from condor_cloud.node import seed
     except ImportError:
         seed = None
     if seed is not None and hasattr(ph, "seed"):

@@ -233,7 +233,7 @@ def wait_true_state(sb, instance_id, cluster, since, before, what, node=None):
         time.sleep(1)
     status, count = ((q(sb, cluster, "JobStatus", "NumShadowStarts") or ["gone"]) + ["0"])[:2]
     assert status == "1" or (status == "2" and int(count) > before), (what, status, count, sb.hold_reason(cluster))
-    cli = json.loads(sb.run(["python3", "-m", "condor_cloud.cli", "instance", "show", instance_id, "--json"]).stdout)
+    cli = json.loads(sb.run(["python3", "-m", "condor_cloud.master.cli", "instance", "show", instance_id, "--json"]).stdout)
     assert cli["state"] == "PENDING" or (cli["state"] == "RUNNING" and starts(sb, cluster) > before), cli
     return elapsed, seen
 

@@ -94,7 +94,7 @@ def test_published_address_is_the_dhcp_lease(net_pool):
     jid = "%d.0" % cluster
     ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
                                                                        [None])[-1], 300, sb, cluster)
-    # The MAC is made from the job id (02, proc, cluster: condor_cloud/macs.py) and the domain XML uses it.
+    # The MAC is made from the job id (02, proc, cluster: condor_cloud/node/macs.py) and the domain XML uses it.
     mac = "02:00:" + ":".join("%02x" % b for b in cluster.to_bytes(4, "big"))
     [domain] = [n for n in sb.virsh("list", "--name").split() if n.endswith("_" + jid)]
     xml = sb.virsh("dumpxml", domain)

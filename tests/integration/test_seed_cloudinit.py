@@ -1,4 +1,4 @@
-"""A seed built by condor_cloud.seed, read back by cloud-init's own NoCloud datasource (Debian's cloud-init).
+"""A seed built by condor_cloud.node.seed, read back by cloud-init's own NoCloud datasource (Debian's cloud-init).
 
 cloud-init finds the volume by label and mounts it (util.mount_cb), then reads the mount point with
 util.pathprefix2dict, exactly as it reads a NoCloud seed directory. The kernel here cannot mount iso9660, so the
@@ -28,7 +28,7 @@ import tempfile
 
 import pytest
 
-from condor_cloud import seed
+from condor_cloud.node import seed
 
 CLOUDINIT_REL = "usr/lib/python3/dist-packages/cloudinit"
 ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org")

@@ -652,7 +652,7 @@ class Sandbox:
         return {"bridge": bridge, "address": prefix + ".1", "dnsmasq_pid": p.pid, "leases": leases}
 
     def start_api(self, passwords, admins=(), port=3002, timeout=60):
-        """Start the API (condor_cloud.api.server under gunicorn) in the sandbox as the account condor-cloud-api,
+        """Start the API (condor_cloud.master.api.server under gunicorn) in the sandbox as the account condor-cloud-api,
         on 127.0.0.1:port of the sandbox's namespace, with the users of passwords ({name: password}; those in
         admins get the admin role); its PID is recorded, so stop() kills it. Waits until it answers.
 
@@ -668,24 +668,24 @@ class Sandbox:
         self.run(["chown", "condor-cloud-api:condor-cloud-api", "/var/lib/condor-cloud/keys"])
         # Every test module of a session shares this sandbox and starts the API: users made by an earlier start
         # get their password set again instead.
-        listed = self.run(["python3", "-m", "condor_cloud.cli", "user", "list", "--json"], check=False)
+        listed = self.run(["python3", "-m", "condor_cloud.master.cli", "user", "list", "--json"], check=False)
         existing = [u["name"] for u in json.loads(listed.stdout)] if listed.returncode == 0 else []
         for name, password in passwords.items():
             if name in existing:
-                self.run(["python3", "-m", "condor_cloud.cli", "user", "passwd", name, "--password-stdin"],
+                self.run(["python3", "-m", "condor_cloud.master.cli", "user", "passwd", name, "--password-stdin"],
                          input=password + "\n")
                 continue
-            self.run(["python3", "-m", "condor_cloud.cli", "user", "add", name, "--password-stdin"]
+            self.run(["python3", "-m", "condor_cloud.master.cli", "user", "add", name, "--password-stdin"]
                      + (["--admin"] if name in admins else []), input=password + "\n")
         self.run(["chgrp", "condor-cloud-api", "/etc/condor-cloud/users"])
         # What the unit's ExecStartPre runs (kept if an earlier start_api made it).
-        cert = json.loads(self.run(["python3", "-m", "condor_cloud.cli", "api-cert", "create", "--if-missing",
+        cert = json.loads(self.run(["python3", "-m", "condor_cloud.master.cli", "api-cert", "create", "--if-missing",
                                     "--json"]).stdout)
         cafile = os.path.join(self.rundir, "api.crt")
         shutil.copyfile(self.path(cert["certificate"]), cafile)
         os.chmod(cafile, 0o644)
         p = self._start("condor-cloud-api", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
-                                             "condor_cloud.api.server"],
+                                             "condor_cloud.master.api.server"],
                         env={"_CONDOR_CLOUD_API_LISTEN": "127.0.0.1:%d" % port})
         probe = ("import ssl, urllib.request as u; u.urlopen('https://127.0.0.1:%d/api', timeout=5, "
                  "context=ssl.create_default_context(cafile=%r))" % (port, cert["certificate"]))
@@ -700,7 +700,7 @@ class Sandbox:
         return p.pid
 
     def start_ec2(self, port=8773, timeout=60):
-        """Start the EC2 Query API (condor_cloud.ec2.server under gunicorn) as condor-cloud-api on 127.0.0.1:port,
+        """Start the EC2 Query API (condor_cloud.master.ec2.server under gunicorn) as condor-cloud-api on 127.0.0.1:port,
         serving HTTPS with the certificate start_api made (call start_api first: users, certificate); its PID is
         recorded, so stop() kills it. Records state["ec2"] = {"url", "cafile"}; returns the server's PID. Access
         keys: ec2_access_key(user)."""
@@ -709,7 +709,7 @@ class Sandbox:
         self.run(["install", "-d", "-m", "0750", "-o", "condor-cloud-api", "-g", "condor-cloud-api",
                   "/var/lib/condor-cloud/ec2"])
         p = self._start("condor-cloud-ec2", ["runuser", "-u", "condor-cloud-api", "--", "python3", "-m",
-                                             "condor_cloud.ec2.server"],
+                                             "condor_cloud.master.ec2.server"],
                         env={"_CONDOR_CLOUD_EC2_LISTEN": "127.0.0.1:%d" % port})
         # An unsigned request answers 401 (AuthFailure) once the server is up.
         probe = ("import ssl, urllib.request as u, urllib.error as e\ntry:\n u.urlopen('https://127.0.0.1:%d/', "
@@ -726,7 +726,7 @@ class Sandbox:
 
     def ec2_access_key(self, user):
         """A new EC2 access key of user, made with `condor-cloud user access-key create`: {"id", "secret", ...}."""
-        return json.loads(self.run(["python3", "-m", "condor_cloud.cli", "user", "access-key", "create", user,
+        return json.loads(self.run(["python3", "-m", "condor_cloud.master.cli", "user", "access-key", "create", user,
                                     "--json"]).stdout)
 
     def network_leases(self, name="default"):

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from condor_cloud import addresses, domain
-from condor_cloud.errors import CloudError
+from condor_cloud.node import addresses, domain_xml
+from condor_cloud.core.errors import CloudError
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "addresses")
 MAC = "52:54:00:3e:8b:1c"
@@ -73,7 +73,7 @@ def test_discover_on_a_libvirt_network_falls_back_to_lease_files(tmp_path, monke
     (tmp_path / "virbr0.status").write_text(data("virbr0.status"))
     monkeypatch.setattr(addresses, "libvirt_lease_entries", lambda name, mac, uri: None)
     monkeypatch.setattr(addresses.time, "time", lambda: NOW)
-    net = domain.parse_network("network:default")
+    net = domain_xml.parse_network("network:default")
     assert addresses.discover(MAC, net, lease_dir=str(tmp_path)) == ["192.168.122.45", "fd00:122::8b1c"]
 
 
@@ -85,14 +85,14 @@ def test_discover_prefers_libvirt_python(tmp_path, monkeypatch):
         return [addresses.Address("192.168.122.99", MAC, "lease", "virbr0", "", 0)]
 
     monkeypatch.setattr(addresses, "libvirt_lease_entries", fake)
-    assert addresses.discover(MAC, domain.parse_network("network:default"), lease_dir=str(tmp_path)) == [
+    assert addresses.discover(MAC, domain_xml.parse_network("network:default"), lease_dir=str(tmp_path)) == [
         "192.168.122.99"]
     assert seen == [("default", MAC)]
 
 
 @pytest.mark.parametrize("setting", ["user", "none"])
 def test_discover_without_a_reachable_network(setting):
-    assert addresses.discover(MAC, domain.parse_network(setting)) == []
+    assert addresses.discover(MAC, domain_xml.parse_network(setting)) == []
 
 
 # ------------------------------------------------------------------------------------------------- neighbours
@@ -142,7 +142,7 @@ def test_neighbour_entries_falls_back_to_proc_arp(monkeypatch, tmp_path):
 def test_discover_on_a_bridge(monkeypatch):
     monkeypatch.setattr(addresses, "neighbour_entries",
                         lambda device: addresses.parse_ip_neigh(data("ip-neigh.json")))
-    assert addresses.discover(MAC, domain.parse_network("bridge:br0")) == ["10.20.0.17", "2001:db8:20::17"]
+    assert addresses.discover(MAC, domain_xml.parse_network("bridge:br0")) == ["10.20.0.17", "2001:db8:20::17"]
 
 
 # ------------------------------------------------------------------------------------------------- publishing
@@ -222,13 +222,13 @@ def test_address_attrs():
 # ------------------------------------------------------------------------------------------------- MACs
 
 def test_macs_of_100_instances_are_distinct_and_local():    # the construction itself: tests/unit/test_macs.py
-    macs = [domain.mac_for(cluster, 0) for cluster in range(1, 101)]
+    macs = [domain_xml.mac_for(cluster, 0) for cluster in range(1, 101)]
     assert len(set(macs)) == 100
     for mac in macs:
         assert addresses.normalize_mac(mac) == mac
         first = int(mac[:2], 16)
         assert first & 0x02 and not first & 0x01      # locally administered, unicast
-    assert domain.mac_for(1, 0) == macs[0]   # deterministic
+    assert domain_xml.mac_for(1, 0) == macs[0]   # deterministic
 
 
 def test_normalize_mac():

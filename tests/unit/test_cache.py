@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from condor_cloud import cache as cache_mod
-from condor_cloud import errors, images, instances
-from condor_cloud.cache import ImageCache
-from condor_cloud.errors import CloudError
+from condor_cloud.node import cache as cache_mod
+from condor_cloud.core import errors, images
+from condor_cloud.node import instance_dirs
+from condor_cloud.node.cache import ImageCache
+from condor_cloud.core.errors import CloudError
 
 from support import make_qcow2
 
@@ -280,9 +281,9 @@ def test_eviction_uses_instance_references(cloud):
     cache = ImageCache(str(cloud.cache))
     write_sparse(cloud.store / "a.img", 1 << 20, [(0, 1 << 20)])
     entry = acquire(cloud.cache, cloud.store, "a.img")
-    inst = instances.create(str(cloud.instances), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, instances.Starter.of(os.getpid()))
+    inst = instance_dirs.create(str(cloud.instances), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, instance_dirs.Starter.of(os.getpid()))
     inst.add_base(entry.filename)
-    assert cache.evict(1, lambda: instances.referenced_bases(str(cloud.instances))) == []
-    instances.remove(str(cloud.instances), inst.id)
-    assert [e.filename for e in cache.evict(1, lambda: instances.referenced_bases(str(cloud.instances)))] \
+    assert cache.evict(1, lambda: instance_dirs.referenced_bases(str(cloud.instances))) == []
+    instance_dirs.remove(str(cloud.instances), inst.id)
+    assert [e.filename for e in cache.evict(1, lambda: instance_dirs.referenced_bases(str(cloud.instances)))] \
         == [entry.filename]

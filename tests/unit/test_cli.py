@@ -7,8 +7,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from condor_cloud import cli
-from condor_cloud.instances_api import CloudJobs
+from condor_cloud.master import cli
+from condor_cloud.master.jobs import CloudJobs
 
 from api.conftest import FakeSchedd, ED25519
 
@@ -27,7 +27,7 @@ def run(cloud):
 
 @pytest.fixture
 def probe(mocker):
-    return mocker.patch("condor_cloud.qemuimg.probe", return_value="qcow2")
+    return mocker.patch("condor_cloud.core.qemuimg.probe", return_value="qcow2")
 
 
 def test_help(run):
@@ -72,9 +72,9 @@ def test_image_add_refuses_existing_unless_replace(run, cloud, probe, tmp_path):
 
 
 def test_image_add_bad_image_leaves_nothing(run, cloud, mocker, tmp_path):
-    from condor_cloud.errors import CloudError
+    from condor_cloud.core.errors import CloudError
 
-    mocker.patch("condor_cloud.qemuimg.probe", side_effect=CloudError("image 'x.qcow2' is not a readable disk image"))
+    mocker.patch("condor_cloud.core.qemuimg.probe", side_effect=CloudError("image 'x.qcow2' is not a readable disk image"))
     src = tmp_path / "x.qcow2"
     src.write_bytes(b"junk")
     r = run("image", "add", str(src))
@@ -98,7 +98,7 @@ def test_image_add_refuses_a_symlink_to_a_root_only_file(run, cloud, probe, tmp_
 
 
 def test_image_add_refuses_fifo_and_directory_without_hanging(run, cloud, probe, tmp_path):
-    from condor_cloud.errors import CloudError
+    from condor_cloud.core.errors import CloudError
 
     fifo = tmp_path / "pipe.img"
     os.mkfifo(str(fifo))
@@ -174,7 +174,7 @@ def test_image_remove(run, cloud, mocker):
     (cloud.store / "old.img.sha256").write_text("0" * 64 + "\n")
     fake = FakeSchedd()
     mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
-    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
+    mocker.patch("condor_cloud.master.jobs.CloudJobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     r = run("image", "remove", "old.img")
     assert r.exit_code == 0, r.output
     assert not (cloud.store / "old.img").exists() and not (cloud.store / "old.img.sha256").exists()
@@ -182,12 +182,12 @@ def test_image_remove(run, cloud, mocker):
 
 
 def test_image_remove_refuses_when_pending_instances_need_it(run, cloud, mocker):
-    from condor_cloud.instances_api import Profile
+    from condor_cloud.master.jobs import Profile
 
     (cloud.store / "busy.img").write_bytes(b"x")
     fake = FakeSchedd()
     CloudJobs(lambda: fake, submitter="condor-cloud-api").submit("alice", "busy.img", Profile("small", 512, 1), "n1")
-    mocker.patch("condor_cloud.instances_api.CloudJobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
+    mocker.patch("condor_cloud.master.jobs.CloudJobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     r = run("image", "remove", "busy.img")
     assert r.exit_code == 1 and "pending instance" in r.output
     assert run("image", "remove", "busy.img", "--force").exit_code == 0
@@ -197,7 +197,7 @@ def test_instance_commands(run, cloud, mocker, probe):
     (cloud.store / "demo.qcow2").write_bytes(b"x")
     fake = FakeSchedd()
     mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
-    from condor_cloud.keys import KeyStore
+    from condor_cloud.master.keys import KeyStore
 
     KeyStore(str(cloud.root / "keys")).add("alice", "laptop", ED25519)
     r = run("instance", "launch", "demo.qcow2", "--owner", "alice", "--profile", "medium", "--name", "web",
@@ -221,13 +221,13 @@ def test_instance_commands(run, cloud, mocker, probe):
 
 
 def test_instance_console(run, cloud, mocker):
-    from condor_cloud.errors import CloudError
-    from condor_cloud.instances_api import Profile
+    from condor_cloud.core.errors import CloudError
+    from condor_cloud.master.jobs import Profile
 
     fake = FakeSchedd()
     mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     created = CloudJobs(lambda: fake, submitter="condor-cloud-api").submit("alice", "demo.qcow2", Profile("small", 512, 1), "web")
-    tail = mocker.patch("condor_cloud.consoles.tail", return_value="\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n")
+    tail = mocker.patch("condor_cloud.node.console_log.tail", return_value="\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n")
     r = run("instance", "console", created.id)
     assert r.exit_code == 1 and "is PENDING: its console can be read only while it runs" in r.output
     fake.set_status(created.cluster, 2)
@@ -277,14 +277,14 @@ def test_node_cache_list_and_prune(run, cloud):
 
 
 def test_user_commands(run, cloud, mocker):
-    mocker.patch("condor_cloud.users.SCRYPT_N", 1024)
+    mocker.patch("condor_cloud.master.users.SCRYPT_N", 1024)
     r = run("user", "add", "alice", "--password-stdin", input="alice-password\n")
     assert r.exit_code == 0, r.output
     r = run("user", "add", "root_", "--admin", "--generate")
     assert r.exit_code == 0
     password = r.output.split("password: ")[1].strip()
     assert len(password) >= 16
-    from condor_cloud.users import UserFile
+    from condor_cloud.master.users import UserFile
 
     uf = UserFile(str(cloud.root / "users"), group=None)
     assert uf.authenticate("root_", password).is_admin

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from condor_cloud import consoles, errors, prepare_hook
-from condor_cloud.errors import CloudError
+from condor_cloud.node import console_log
+from condor_cloud.core import errors
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.core.errors import CloudError
 
 from support import job_ad, make_qcow2
 
@@ -20,7 +22,7 @@ def test_console_log_is_created_for_the_execute_account_and_linked_into_the_sand
     logs, scratch = tmp_path / "consoles", tmp_path / "scratch"
     logs.mkdir()
     scratch.mkdir()
-    note = consoles.prepare(str(logs), "7.0-0000abcd", str(scratch))
+    note = console_log.prepare(str(logs), "7.0-0000abcd", str(scratch))
     log, link = logs / "7.0-0000abcd.log", scratch / "console.log"
     assert note == "console log %s, linked into the sandbox as console.log" % log
     assert os.stat(log).st_mode & 0o777 == 0o640 and os.stat(log).st_uid == os.getuid()
@@ -39,7 +41,7 @@ def test_a_link_across_filesystems_leaves_an_explaining_console_log(tmp_path, mo
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
 
     monkeypatch.setattr(os, "link", cross_device)
-    note = consoles.prepare(str(logs), "7.0-0000abcd", str(scratch))
+    note = console_log.prepare(str(logs), "7.0-0000abcd", str(scratch))
     assert note.startswith("no readable console:")
     assert (logs / "7.0-0000abcd.log").exists()
     text = (scratch / "console.log").read_text()
@@ -50,7 +52,7 @@ def test_a_link_across_filesystems_leaves_an_explaining_console_log(tmp_path, mo
 def test_a_missing_console_dir_does_not_fail_and_says_why(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    note = consoles.prepare(str(tmp_path / "nowhere"), "7.0-0000abcd", str(scratch))
+    note = console_log.prepare(str(tmp_path / "nowhere"), "7.0-0000abcd", str(scratch))
     assert note.startswith("no readable console: the node could not create")
     assert "No such file or directory" in (scratch / "console.log").read_text()
 
@@ -62,7 +64,7 @@ def test_an_existing_log_or_symlink_is_never_reused(tmp_path):
     target = tmp_path / "elsewhere"
     target.write_text("keep")
     os.symlink(str(target), str(logs / "7.0-0000abcd.log"))
-    assert consoles.prepare(str(logs), "7.0-0000abcd", str(scratch)).startswith("no readable console")
+    assert console_log.prepare(str(logs), "7.0-0000abcd", str(scratch)).startswith("no readable console")
     assert target.read_text() == "keep"
 
 
@@ -93,15 +95,15 @@ def test_prepare_prunes_old_logs_first_and_never_follows_a_symlink(tmp_path):
     (outside / "keep.log").write_text("keep")
     os.symlink(str(outside / "keep.log"), str(logs / "3.0-0000cccc.log"))
     os.utime(str(logs / "3.0-0000cccc.log"), (now - 1000, now - 1000), follow_symlinks=False)
-    consoles.prepare(str(logs), "7.0-0000abcd", str(scratch), keep=100)
+    console_log.prepare(str(logs), "7.0-0000abcd", str(scratch), keep=100)
     assert sorted(os.listdir(str(logs))) == [".hidden.log", "1.0-0000aaaa.log", "7.0-0000abcd.log", "notes.txt"]
     assert (outside / "keep.log").read_text() == "keep"     # the old symlink itself went, never its target
-    assert consoles.prepare(str(logs), "8.0-0000abcd", "").startswith("console log")    # no keep: no pruning
+    assert console_log.prepare(str(logs), "8.0-0000abcd", "").startswith("console log")    # no keep: no pruning
     assert "1.0-0000aaaa.log" in os.listdir(str(logs))
 
 
 def test_prune_never_raises(tmp_path):
-    assert consoles.prune(str(tmp_path / "missing"), time.time(), 0) == []
+    assert console_log.prune(str(tmp_path / "missing"), time.time(), 0) == []
 
 
 def test_console_directory_is_writable_by_the_execute_account_alone():
@@ -121,8 +123,8 @@ def test_console_directory_is_writable_by_the_execute_account_alone():
 
 def test_clean_removes_escape_sequences_and_control_characters():
     raw = "\x1b[2J\x1b[1;31mred\x1b[0m \x1b]0;owned title\x07ok\r\nbell\x07 nul\x00 tab\tend\x1bc\n\x9b"
-    assert consoles.clean(raw) == "red ok\nbell nul tab\tend\n"
-    assert consoles.clean("plain\nlines\n") == "plain\nlines\n"
+    assert console_log.clean(raw) == "red ok\nbell nul tab\tend\n"
+    assert console_log.clean("plain\nlines\n") == "plain\nlines\n"
 
 
 class FakeRun:
@@ -140,14 +142,14 @@ class FakeRun:
 
 def test_tail_asks_condor_tail_for_the_jobs_output_file_only():
     run = FakeRun(stdout="boot ok \xe9\n".encode("latin-1"))
-    assert consoles.tail(12, 0, 4096, run=run) == "boot ok \ufffd\n"
+    assert console_log.tail(12, 0, 4096, run=run) == "boot ok \ufffd\n"
     assert run.calls == [["condor_tail", "-maxbytes", "4096", "12.0"]]
 
 
 def test_tail_reports_condor_tails_reason():
     run = FakeRun(1, stderr=b"bob is not authorized for access to the starter for job 12.0\n")
     with pytest.raises(CloudError) as e:
-        consoles.tail(12, 0, run=run)
+        console_log.tail(12, 0, run=run)
     assert e.value.message == ("cannot read the console of job 12.0: 'bob is not authorized for access to the "
                                "starter for job 12.0'")
 
@@ -158,7 +160,7 @@ def test_tail_reports_condor_tails_reason():
 ])
 def test_tail_without_a_working_condor_tail(exc, message):
     with pytest.raises(CloudError) as e:
-        consoles.tail(1, 0, run=FakeRun(exc=exc))
+        console_log.tail(1, 0, run=FakeRun(exc=exc))
     assert e.value.message == message
 
 
@@ -167,5 +169,5 @@ def test_tail_without_a_working_condor_tail(exc, message):
 def test_tail_refuses_bad_arguments_without_running_anything(cluster, proc, max_bytes):
     run = FakeRun()
     with pytest.raises(CloudError) as e:
-        consoles.tail(cluster, proc, max_bytes, run=run)
+        console_log.tail(cluster, proc, max_bytes, run=run)
     assert e.value.code == errors.BAD_REQUEST and run.calls == []

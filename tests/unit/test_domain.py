@@ -9,9 +9,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from condor_cloud import domain, errors, prepare_hook
-from condor_cloud.domain import Disk, DomainParams, Network
-from condor_cloud.errors import CloudError
+from condor_cloud.node import domain_xml
+from condor_cloud.core import errors
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.node.domain_xml import Disk, DomainParams, Network
+from condor_cloud.core.errors import CloudError
 
 from support import job_ad, make_qcow2
 
@@ -60,7 +62,7 @@ def diff_compare(actual, golden_path, request):
 
 
 def render(case):
-    return domain.render(DomainParams(**dict(BASE, **CASES[case])), TEMPLATES)
+    return domain_xml.render(DomainParams(**dict(BASE, **CASES[case])), TEMPLATES)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -95,9 +97,9 @@ def test_kvm_gets_host_cpu_and_qemu_does_not():
 
 
 def test_missing_template_value_fails_loudly(tmp_path):
-    (tmp_path / domain.TEMPLATE).write_text("<domain>{{ p.nonexistent }}</domain>")
+    (tmp_path / domain_xml.TEMPLATE).write_text("<domain>{{ p.nonexistent }}</domain>")
     with pytest.raises(Exception) as exc:
-        domain.render(DomainParams(**BASE), str(tmp_path))
+        domain_xml.render(DomainParams(**BASE), str(tmp_path))
     assert "nonexistent" in str(exc.value)
 
 
@@ -105,13 +107,13 @@ def test_missing_template_value_fails_loudly(tmp_path):
                                               ("network:default", Network("network", "default")),
                                               ("user", Network("user")), ("none", Network("none"))])
 def test_parse_network(setting, expected):
-    assert domain.parse_network(setting) == expected
+    assert domain_xml.parse_network(setting) == expected
 
 
 @pytest.mark.parametrize("setting", ["bridge:", "bridge:br0'/>", "nat", "network:a b", ""])
 def test_bad_network_setting(setting):
     with pytest.raises(CloudError):
-        domain.parse_network(setting)
+        domain_xml.parse_network(setting)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -134,16 +136,16 @@ def test_every_shared_segment_nic_carries_the_clean_traffic_filter(case):
 
 
 def test_the_mac_functions_are_the_macs_modules():
-    from condor_cloud import macs
+    from condor_cloud.node import macs
 
-    assert domain.mac_for is macs.mac_for and domain.check_mac is macs.check_mac
+    assert domain_xml.mac_for is macs.mac_for and domain_xml.check_mac is macs.check_mac
 
 
 def test_seed_cdrom_takes_the_first_free_sd_name():
-    assert domain.cdrom_device(set()) == "sda"
-    assert domain.cdrom_device({"vda", "sda", "sdc"}) == "sdb"
+    assert domain_xml.cdrom_device(set()) == "sda"
+    assert domain_xml.cdrom_device({"vda", "sda", "sdc"}) == "sdb"
     with pytest.raises(CloudError) as exc:
-        domain.cdrom_device({"sda", "sdb", "sdc", "sdd"})
+        domain_xml.cdrom_device({"sda", "sdb", "sdc", "sdd"})
     assert exc.value.code == errors.BAD_REQUEST
     assert exc.value.message == ("vm_disk uses sda, sdb, sdc, sdd, but the instance's cloud-init seed CD-ROM needs "
                                  "one of them free: name the disks vda, vdb, ... instead")
@@ -162,11 +164,11 @@ def test_four_sd_disks_are_held_with_the_reason_not_as_an_internal_error(cloud):
 
 
 def test_domain_type_choice():
-    assert domain.choose_domain_type("qemu", lambda: True) == "qemu"
-    assert domain.choose_domain_type("kvm", lambda: False) == "kvm"
-    assert domain.choose_domain_type("auto", lambda: True) == "kvm"
-    assert domain.choose_domain_type("auto", lambda: False) == "qemu"
+    assert domain_xml.choose_domain_type("qemu", lambda: True) == "qemu"
+    assert domain_xml.choose_domain_type("kvm", lambda: False) == "kvm"
+    assert domain_xml.choose_domain_type("auto", lambda: True) == "kvm"
+    assert domain_xml.choose_domain_type("auto", lambda: False) == "qemu"
 
 
 def test_kvm_probe_on_missing_device(tmp_path):
-    assert domain.kvm_usable(str(tmp_path / "no-kvm")) is False
+    assert domain_xml.kvm_usable(str(tmp_path / "no-kvm")) is False

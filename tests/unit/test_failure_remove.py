@@ -9,7 +9,7 @@ import classad2
 import htcondor2
 import pytest
 
-from condor_cloud.instances_api import CloudJobs, InstanceInfo, NoSuchInstance
+from condor_cloud.master.jobs import CloudJobs, InstanceInfo, NoSuchInstance
 
 
 class Schedd:

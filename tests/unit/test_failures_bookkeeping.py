@@ -14,8 +14,10 @@ import types
 
 import pytest
 
-from condor_cloud import cleanup, config, instances, prepare_hook
-from condor_cloud.cache import ImageCache
+from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.core import config
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.node.cache import ImageCache
 
 from support import job_ad, make_qcow2
 
@@ -107,7 +109,7 @@ def test_an_orphan_is_kept_while_another_domain_uses_its_overlay(demo):
     finally:
         starter.kill()
         starter.wait()
-    recorded = instances.load(str(demo.instances), instance_id).meta["uuid"]
+    recorded = instance_dirs.load(str(demo.instances), instance_id).meta["uuid"]
     [entry] = ImageCache(str(demo.cache)).entries()
     hv = Hypervisor([cleanup.Domain("fallback-uuid", "alice_7.0", (os.path.join(path, "vda.qcow2"), entry.path))])
     log = io.StringIO()
@@ -124,7 +126,7 @@ def test_an_entry_in_a_running_domains_chain_is_never_evicted(demo):
     # No instance directory names it any more (removed by hand, say): libvirt's answer alone keeps it.
     instance_id, path = prepare()
     [entry] = ImageCache(str(demo.cache)).entries()
-    instances.remove(str(demo.instances), instance_id)
+    instance_dirs.remove(str(demo.instances), instance_id)
     demo.write_config("CLOUD_CACHE_MAX_SIZE = 1\n")
     run_cleanup(Hypervisor([cleanup.Domain("u-1", "alice_7.0", ("/elsewhere/vda.qcow2", entry.path))]))
     assert entry_names(demo) == [entry.filename]

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from condor_cloud import images, prepare_hook
-from condor_cloud.cache import IDS_DIR, ImageCache
+from condor_cloud.core import images
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.node.cache import IDS_DIR, ImageCache
 
 from support import job_ad, make_qcow2
 

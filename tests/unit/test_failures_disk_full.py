@@ -15,10 +15,13 @@ import classad2
 import pytest
 from click.testing import CliRunner
 
-from condor_cloud import cli, errors, instances, prepare_hook, qemuimg, seed
-from condor_cloud.errors import CloudError
-from condor_cloud.keys import KeyStore
-from condor_cloud.users import UserFile
+from condor_cloud.master import cli
+from condor_cloud.core import errors, qemuimg
+from condor_cloud.node import instance_dirs, seed
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.core.errors import CloudError
+from condor_cloud.master.keys import KeyStore
+from condor_cloud.master.users import UserFile
 
 from support import ED25519, RSA, job_ad, make_qcow2
 
@@ -96,7 +99,7 @@ def fill_before(monkeypatch, owner, name, path, after=False):
 # overlay, after the seed), the overlay (qemu-img), the seed.
 WRITES = {
     "instance.json at create": lambda mp, path: fill(path),
-    "instance.json recording the base": lambda mp, path: fill_before(mp, instances.Instance, "add_base", path),
+    "instance.json recording the base": lambda mp, path: fill_before(mp, instance_dirs.Instance, "add_base", path),
     "the overlay (qemu-img)": lambda mp, path: fill_before(mp, qemuimg, "create_overlay", path),
     "instance.json after the overlay": lambda mp, path: fill_before(mp, qemuimg, "create_overlay", path, after=True),
     "the cloud-init seed": lambda mp, path: fill_before(mp, seed, "build_seed", path),
@@ -140,7 +143,7 @@ def test_no_inodes_left_on_the_cache_filesystem_is_no_space(cloud, tmpfs):
 
 def test_saving_instance_json_on_a_full_disk_keeps_the_old_one_and_no_temp_file(tmpfs):
     root = tmpfs("instances-fs", "1m")
-    inst = instances.create(str(root), "1.0-0000beef", {"uuid": "u"}, instances.Starter(os.getpid(), 1, "/s"))
+    inst = instance_dirs.create(str(root), "1.0-0000beef", {"uuid": "u"}, instance_dirs.Starter(os.getpid(), 1, "/s"))
     before = (root / "1.0-0000beef" / "instance.json").read_bytes()
     fill(root)
     inst.meta["padding"] = "x" * 8192
@@ -156,7 +159,7 @@ def test_saving_instance_json_on_a_full_disk_keeps_the_old_one_and_no_temp_file(
 @pytest.fixture
 def master(cloud, tmpfs, mocker):
     """CLOUD_API_USERS and CLOUD_API_KEYS_DIR on one 1 MiB tmpfs, with a user and a key stored before it filled."""
-    mocker.patch("condor_cloud.users.SCRYPT_N", 1024)
+    mocker.patch("condor_cloud.master.users.SCRYPT_N", 1024)
     fs = tmpfs("master-fs", "1m")
     cloud.users = fs / "users"
     cloud.keys = fs / "keys"
@@ -200,7 +203,7 @@ def test_user_file_on_a_full_disk_is_no_space_and_leaves_no_temp_file(master):
 def test_cli_user_add_turns_any_write_error_into_a_message(cloud, mocker, failing):
     # Whatever UserFile lets through (an OSError of a version that does not convert it): no traceback.
     cloud.write_config("CLOUD_API_USERS = %s\n" % (cloud.root / "users"))
-    mocker.patch("condor_cloud.users.UserFile.add", side_effect=OSError(failing, os.strerror(failing)))
+    mocker.patch("condor_cloud.master.users.UserFile.add", side_effect=OSError(failing, os.strerror(failing)))
     r = CliRunner().invoke(cli.main_group, ["user", "add", "bob", "--password-stdin"], input="a-new-password\n",
                            catch_exceptions=False)
     assert r.exit_code == 1

@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from condor_cloud import cli
+from condor_cloud.master import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture
 def store(cloud, mocker):
     cloud.write_config("CLOUD_API_USERS = %s\nCLOUD_API_KEYS_DIR = %s\n" % (cloud.root / "users", cloud.root / "keys"))
-    mocker.patch("condor_cloud.qemuimg.probe", return_value="raw")
+    mocker.patch("condor_cloud.core.qemuimg.probe", return_value="raw")
     return cloud
 
 

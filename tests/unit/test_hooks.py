@@ -11,8 +11,11 @@ import xml.etree.ElementTree as ET
 import classad2
 import pytest
 
-from condor_cloud import cleanup, errors, exit_hook, instances, libvirt_xml, prepare_hook
-from condor_cloud.cache import ImageCache
+from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.core import errors
+from condor_cloud.node.as_condor_cloud import exit_hook, prepare_hook
+from condor_cloud.node.as_root import xml_script
+from condor_cloud.node.cache import ImageCache
 
 from support import job_ad, make_qcow2
 
@@ -50,7 +53,7 @@ def test_prepare_points_the_job_at_a_fresh_overlay(demo):
     assert info["backing-filename"] == entry.path
     assert info["backing-filename-format"] == "qcow2"
     assert os.stat(entry.path).st_mode & 0o222 == 0  # nobody may write a shared base
-    meta = instances.load(str(demo.instances), out["CloudInstanceId"]).meta
+    meta = instance_dirs.load(str(demo.instances), out["CloudInstanceId"]).meta
     assert meta["bases"] == [entry.filename]
     assert meta["starter"]["pid"] == os.getpid()
 
@@ -149,7 +152,7 @@ class NoDomains:
 def xml_for(ad_text, hypervisor=None, scratch=None):
     """Run the XML script as vm-gahp does, in the job's scratch directory (default: the `cloud` fixture's)."""
     out = io.StringIO()
-    status = libvirt_xml.main([], io.StringIO(ad_text), out, hypervisor=hypervisor or NoDomains(),
+    status = xml_script.main([], io.StringIO(ad_text), out, hypervisor=hypervisor or NoDomains(),
                               scratch=scratch or os.environ["_CONDOR_SCRATCH_DIR"])
     return status, out.getvalue()
 
@@ -256,7 +259,7 @@ def test_cleanup_reclaims_orphans_and_keeps_live_instances(demo):
     starter = Starter()
     _, orphan = run_prepare(job_ad(ProcId=1), starter_pid=starter.pid)
     starter.kill()
-    orphan_uuid = instances.load(str(demo.instances), orphan["CloudInstanceId"]).meta["uuid"]
+    orphan_uuid = instance_dirs.load(str(demo.instances), orphan["CloudInstanceId"]).meta["uuid"]
     hv = FakeHypervisor()
     output = run_cleanup(hv)
     assert hv.destroyed == [orphan_uuid]
@@ -297,7 +300,7 @@ def test_cleanup_evicts_above_the_limit_but_not_a_base_in_use(demo):
 
 
 def test_prepare_builds_the_cloud_init_seed(demo):
-    from condor_cloud import seed
+    from condor_cloud.node import seed
 
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org"
     (demo.scratch / "user-data").write_bytes(b"#cloud-config\n")
@@ -305,7 +308,7 @@ def test_prepare_builds_the_cloud_init_seed(demo):
     status, out = run_prepare(job_ad(CloudName='"Web_1"'))
     assert status == 0
     seed_path = os.path.join(out["CloudInstanceDir"], "seed.iso")
-    meta = instances.load(str(demo.instances), out["CloudInstanceId"]).meta
+    meta = instance_dirs.load(str(demo.instances), out["CloudInstanceId"]).meta
     assert meta["cdroms"] == [{"path": seed_path, "device": "sda"}]
     label, files = seed.read_seed(seed_path)
     assert label == "cidata" and files["user-data"] == b"#cloud-config\n"
@@ -322,12 +325,12 @@ def test_bad_user_data_is_held_and_leaves_nothing(cloud):
 
 
 # -- UPDATE_JOB_INFO ---------------------------------------------------------------------------------------
-from condor_cloud import update_hook  # noqa: E402
+from condor_cloud.node.as_condor_cloud import update_hook  # noqa: E402
 
 
 def test_update_hook_publishes_the_discovered_address(demo):
     _, prepared = run_prepare(job_ad())
-    mac = instances.load(str(demo.instances), prepared["CloudInstanceId"]).meta["mac"]
+    mac = instance_dirs.load(str(demo.instances), prepared["CloudInstanceId"]).meta["mac"]
     seen, published = [], []
 
     def discover(m, network, libvirt_uri):
@@ -347,7 +350,7 @@ def test_update_hook_publishes_the_discovered_address(demo):
 
 
 def test_update_hook_reports_a_failed_publish_and_exits_1(demo, capsys):
-    from condor_cloud.errors import CloudError
+    from condor_cloud.core.errors import CloudError
 
     _, prepared = run_prepare(job_ad())
     capsys.readouterr()
@@ -397,7 +400,7 @@ def test_xml_script_destroys_a_stale_domain_of_a_dead_instance(demo):
     starter = Starter()
     _, dead = run_prepare(job_ad(), starter_pid=starter.pid)
     starter.kill()
-    dead_uuid = instances.load(str(demo.instances), dead["CloudInstanceId"]).meta["uuid"]
+    dead_uuid = instance_dirs.load(str(demo.instances), dead["CloudInstanceId"]).meta["uuid"]
     run_prepare(job_ad())
     hv = DomainsByName({"alice_7.0": dead_uuid})
     status, xml = xml_for(job_ad(VMPARAM_VM_NAME='"alice_7.0"'), hv)
@@ -406,7 +409,7 @@ def test_xml_script_destroys_a_stale_domain_of_a_dead_instance(demo):
 
 def test_xml_script_never_destroys_a_live_instance_domain(demo, monkeypatch, tmp_path):
     _, live = run_prepare(job_ad())
-    live_uuid = instances.load(str(demo.instances), live["CloudInstanceId"]).meta["uuid"]
+    live_uuid = instance_dirs.load(str(demo.instances), live["CloudInstanceId"]).meta["uuid"]
     monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(tmp_path))  # another job of this starter, in its own scratch
     run_prepare(job_ad())
     hv = DomainsByName({"alice_7.0": live_uuid})

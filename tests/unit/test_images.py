@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from condor_cloud import errors, images
-from condor_cloud.errors import CloudError
+from condor_cloud.core import errors, images
+from condor_cloud.core.errors import CloudError
 
 HOSTILE = ["../../etc/shadow", "/etc/shadow", "a/b", "..", ".hidden", "-rf", "a\x00b", "demo.qcow2\n", "",
            "x" * 200, "demo\u00e9.qcow2", "demo.qcow2.sha256", "staging", "a..b", " demo.qcow2"]

@@ -7,8 +7,10 @@ import os
 
 import pytest
 
-from condor_cloud import cleanup, exit_hook, instances, libvirt_xml, update_hook
-from condor_cloud.cache import ImageCache
+from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.node.as_condor_cloud import exit_hook, update_hook
+from condor_cloud.node.as_root import xml_script
+from condor_cloud.node.cache import ImageCache
 
 from support import job_ad, make_qcow2
 from test_hooks import FakeHypervisor, Starter, run_prepare
@@ -28,7 +30,7 @@ def victim(cloud, tmp_path, monkeypatch):
                               starter_pid=starter.pid)
     assert status == 0
     monkeypatch.setenv("_CONDOR_SCRATCH_DIR", str(cloud.scratch))  # from here on: the attacker's starter
-    inst = instances.load(str(cloud.instances), out["CloudInstanceId"])
+    inst = instance_dirs.load(str(cloud.instances), out["CloudInstanceId"])
     inst.starter = starter
     inst.scratch = str(victim_scratch)
     yield inst
@@ -73,35 +75,35 @@ def test_the_update_hook_never_publishes_another_instances_address(cloud, victim
 
 def test_the_xml_script_never_renders_another_instance(cloud, victim):
     out = io.StringIO()
-    status = libvirt_xml.main([], io.StringIO(attacker_ad(victim, VMPARAM_VM_NAME='"alice_7.0"')), out,
+    status = xml_script.main([], io.StringIO(attacker_ad(victim, VMPARAM_VM_NAME='"alice_7.0"')), out,
                               hypervisor=None, scratch=str(cloud.scratch))
     assert status == 1 and out.getvalue() == ""
     # even run in the victim's scratch directory, the victim's starter is not an ancestor of this process
     with pytest.raises(Exception, match="no instance on this node was prepared"):
-        instances.find_for_xml_script(str(cloud.instances), victim.scratch)
+        instance_dirs.find_for_xml_script(str(cloud.instances), victim.scratch)
     # ... and is found when it is (the real chain: starter -> vm-gahp -> this script)
-    found = instances.find_for_xml_script(str(cloud.instances), victim.scratch,
+    found = instance_dirs.find_for_xml_script(str(cloud.instances), victim.scratch,
                                           lineage=[os.getpid(), victim.starter.pid])
     assert found.id == victim.id
 
 
 def test_the_binding_needs_pid_start_time_and_scratch_directory(cloud, victim):
-    real = instances.Starter.of(victim.starter.pid, victim.scratch)
+    real = instance_dirs.Starter.of(victim.starter.pid, victim.scratch)
     assert victim.bound_to(real)
-    assert not victim.bound_to(instances.Starter(real.pid, real.start_time + 1, real.scratch))  # pid reused
-    assert not victim.bound_to(instances.Starter(real.pid, real.start_time, str(cloud.scratch)))
-    assert not victim.bound_to(instances.Starter(os.getpid(), real.start_time, real.scratch))
-    assert instances.find_bound(str(cloud.instances), real) != []
-    assert instances.find_bound(str(cloud.instances), instances.Starter.of(os.getpid())) == []
+    assert not victim.bound_to(instance_dirs.Starter(real.pid, real.start_time + 1, real.scratch))  # pid reused
+    assert not victim.bound_to(instance_dirs.Starter(real.pid, real.start_time, str(cloud.scratch)))
+    assert not victim.bound_to(instance_dirs.Starter(os.getpid(), real.start_time, real.scratch))
+    assert instance_dirs.find_bound(str(cloud.instances), real) != []
+    assert instance_dirs.find_bound(str(cloud.instances), instance_dirs.Starter.of(os.getpid())) == []
 
 
 def test_a_dead_starters_instance_is_not_found_by_the_xml_script(cloud, victim):
     victim.starter.kill()
     with pytest.raises(Exception, match="no instance on this node was prepared"):
-        instances.find_for_xml_script(str(cloud.instances), victim.scratch,
+        instance_dirs.find_for_xml_script(str(cloud.instances), victim.scratch,
                                       lineage=[os.getpid(), victim.starter.pid])
 
 
 def test_ancestors_walks_up_from_this_process():
-    chain = instances.ancestors()
+    chain = instance_dirs.ancestors()
     assert chain[0] == os.getpid() and chain[1] == os.getppid()

@@ -5,8 +5,9 @@ import os
 import classad2
 import pytest
 
-from condor_cloud import config, instances, jobad
-from condor_cloud.errors import CloudError
+from condor_cloud.core import config
+from condor_cloud.node import instance_dirs, jobad
+from condor_cloud.core.errors import CloudError
 
 
 @pytest.mark.parametrize("text", ['plain', "image 'foo.qcow2' not found in /var/lib", 'quote " inside', "\u00e9t\u00e9"])
@@ -78,7 +79,7 @@ def test_parse_size(text, size):
 
 
 def test_instance_owned_by_a_reused_pid_is_an_orphan(tmp_path):
-    inst = instances.create(str(tmp_path), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, instances.Starter.of(os.getpid()))
+    inst = instance_dirs.create(str(tmp_path), "1.0-0000abcd", {"uuid": "u", "mac": "m"}, instance_dirs.Starter.of(os.getpid()))
     assert inst.starter_alive()
     inst.meta["starter"]["start_time"] -= 1  # same pid, different process
     assert not inst.starter_alive()
@@ -87,4 +88,4 @@ def test_instance_owned_by_a_reused_pid_is_an_orphan(tmp_path):
 @pytest.mark.parametrize("bad", ["../x", "1.0", "1.0-XYZ", "1.0-0000abcd/..", ""])
 def test_instance_ids_are_checked(tmp_path, bad):
     with pytest.raises(CloudError):
-        instances.load(str(tmp_path), bad)
+        instance_dirs.load(str(tmp_path), bad)

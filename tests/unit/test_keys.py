@@ -6,8 +6,9 @@ import struct
 
 import pytest
 
-from condor_cloud import errors, keys
-from condor_cloud.errors import CloudError
+from condor_cloud.core import errors
+from condor_cloud.master import keys
+from condor_cloud.core.errors import CloudError
 
 from support import ECDSA, ED25519, RSA
 

@@ -1,4 +1,4 @@
-"""The XML script's own guards (condor_cloud/libvirt_xml.py), each with a prepared instance so that the guard, not
+"""The XML script's own guards (condor_cloud/node/as_root/xml_script.py), each with a prepared instance so that the guard, not
 an earlier lookup failure, is what refuses: memory and vCPU bounds, disk and CD-ROM paths only inside the instance
 directory (_own_file), and backing files only inside the cache."""
 
@@ -7,8 +7,11 @@ import os
 
 import pytest
 
-from condor_cloud import config, errors, instances, jobad, libvirt_xml, prepare_hook
-from condor_cloud.errors import CloudError
+from condor_cloud.core import config, errors
+from condor_cloud.node import instance_dirs, jobad
+from condor_cloud.node.as_root import xml_script
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.core.errors import CloudError
 
 from support import job_ad, make_qcow2
 
@@ -21,7 +24,7 @@ def build(cloud, **attrs):
     The ONE place that knows how the XML script finds its instance: by the scratch directory it runs in and the
     starter among its ancestors (this test process is the instance's recorded starter)."""
     ad = jobad.read_ad(io.StringIO(job_ad(VMPARAM_VM_NAME='"alice_7.0"', **attrs)))
-    return libvirt_xml.build_params(config.load_settings(), ad, kvm_probe=lambda: False, scratch=str(cloud.scratch),
+    return xml_script.build_params(config.load_settings(), ad, kvm_probe=lambda: False, scratch=str(cloud.scratch),
                                     lineage=[os.getpid()])
 
 
@@ -32,7 +35,7 @@ def prepared(cloud):
     out = io.StringIO()
     assert prepare_hook.main([], io.StringIO(job_ad()), out, starter_pid=os.getpid()) == 0, out.getvalue()
     [instance_id] = os.listdir(str(cloud.instances))
-    cloud.instance = instances.load(str(cloud.instances), instance_id)
+    cloud.instance = instance_dirs.load(str(cloud.instances), instance_id)
     return cloud
 
 
@@ -44,7 +47,7 @@ def refused(cloud, **attrs):
 
 def edit(cloud, change):
     """Change the instance's instance.json (as damage or a hostile write would)."""
-    instance = instances.load(str(cloud.instances), cloud.instance.id)
+    instance = instance_dirs.load(str(cloud.instances), cloud.instance.id)
     change(instance.meta)
     instance.save()
 

@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from condor_cloud import errors, macs, prepare_hook
-from condor_cloud.errors import CloudError
+from condor_cloud.core import errors
+from condor_cloud.node import macs
+from condor_cloud.node.as_condor_cloud import prepare_hook
+from condor_cloud.core.errors import CloudError
 
 from support import job_ad, make_qcow2
 

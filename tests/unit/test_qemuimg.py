@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from condor_cloud import errors, qemuimg
-from condor_cloud.errors import CloudError
+from condor_cloud.core import errors, qemuimg
+from condor_cloud.core.errors import CloudError
 
 from support import make_qcow2
 

@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from condor_cloud import errors, keys, seed
-from condor_cloud.errors import CloudError
+from condor_cloud.core import errors
+from condor_cloud.master import keys
+from condor_cloud.node import seed
+from condor_cloud.core.errors import CloudError
 
 from support import ECDSA, ED25519, RSA, SCRIPT
 

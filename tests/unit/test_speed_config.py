@@ -112,7 +112,7 @@ def _sent_to_vm_gahp(name):
 
 
 def _attributes_the_xml_script_reads():
-    with open(os.path.join(REPO, "condor_cloud", "libvirt_xml.py")) as f:
+    with open(os.path.join(REPO, "condor_cloud", "node", "as_root", "xml_script.py")) as f:
         return set(re.findall(r"jobad\.get\(\s*ad\s*,\s*\"([A-Za-z_][A-Za-z0-9_]*)\"", f.read()))
 
 

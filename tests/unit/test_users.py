@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from condor_cloud import users
-from condor_cloud.errors import CloudError
+from condor_cloud.master import users
+from condor_cloud.core.errors import CloudError
 
 
 def test_hash_is_salted_and_verifies():
@@ -133,7 +133,7 @@ def _weak_file(tmp_path, monkeypatch, target=2048):
 
 
 def test_weak_hash_upgraded_at_the_next_login(tmp_path, monkeypatch, caplog):
-    caplog.set_level("INFO", logger="condor_cloud.users")
+    caplog.set_level("INFO", logger="condor_cloud.master.users")
     path = _weak_file(tmp_path, monkeypatch)
     uf = users.UserFile(str(path), group=None)
     assert uf.authenticate("alice", "wrong-password") is None

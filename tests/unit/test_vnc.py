@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from condor_cloud import update_hook, vnc
+from condor_cloud.node.as_condor_cloud import update_hook
+from condor_cloud.node import vnc
 
 from support import job_ad
 
@@ -98,7 +99,7 @@ def test_read_only_connection_is_closed_and_failures_are_none(monkeypatch):
     import sys
     import types
 
-    from condor_cloud.libvirt_ro import read_only
+    from condor_cloud.node.libvirt_conn import read_only
 
     closed = []
 

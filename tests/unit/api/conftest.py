@@ -8,12 +8,12 @@ import pytest
 
 from support import make_api_store
 
-from condor_cloud.api import create_app
-from condor_cloud.api.config import ApiSettings, parse_profiles
-from condor_cloud.api.state import StateStore
-from condor_cloud.instances_api import CloudJobs
-from condor_cloud.keys import KeyStore
-from condor_cloud.users import UserFile
+from condor_cloud.master.api import create_app
+from condor_cloud.master.api.config import ApiSettings, parse_profiles
+from condor_cloud.master.api.state import StateStore
+from condor_cloud.master.jobs import CloudJobs
+from condor_cloud.master.keys import KeyStore
+from condor_cloud.master.users import UserFile
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "root_": "admin-password"}
 
@@ -114,7 +114,7 @@ _HASHES = {}
 
 
 def _cheap_hashes():
-    from condor_cloud.users import hash_password
+    from condor_cloud.master.users import hash_password
 
     if not _HASHES:
         _HASHES.update({name: hash_password(pw, n=1024) for name, pw in PASSWORDS.items()})
@@ -134,7 +134,7 @@ def env(tmp_path, mocker, monkeypatch):
                              realm="Condor Cloud", schedd="")
     # Cheap hashes (N=1024) keep the tests fast; verification reads the cost from each stored hash, and the
     # target cost is lowered to match, so no login upgrades them (tests/unit/test_users.py tests the upgrade).
-    from condor_cloud import users as users_mod
+    from condor_cloud.master import users as users_mod
 
     monkeypatch.setattr(users_mod, "SCRYPT_N", 1024)
     (tmp_path / "users").write_text("".join("%s:%s:%s\n" % (name, "admin" if name == "root_" else "user", h)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from condor_cloud.api import create_app, sessions as sessions_mod
-from condor_cloud.api.state import StateStore
+from condor_cloud.master.api import create_app, sessions as sessions_mod
+from condor_cloud.master.api.state import StateStore
 
 from .conftest import DEMO_ID, ED25519, ORIGIN, PASSWORDS, auth, browser, html, jsonh, login, xml
 

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from condor_cloud.keys import fingerprint
+from condor_cloud.master.keys import fingerprint
 
 from .conftest import ED25519, jsonh, make_key, xml
 

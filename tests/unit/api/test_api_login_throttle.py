@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from condor_cloud import users as users_mod
-from condor_cloud.api import create_app, throttle
-from condor_cloud.api.state import StateStore
+from condor_cloud.master import users as users_mod
+from condor_cloud.master.api import create_app, throttle
+from condor_cloud.master.api.state import StateStore
 
 from .conftest import PASSWORDS, auth, browser, jsonh, login
 

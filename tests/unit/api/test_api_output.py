@@ -10,7 +10,7 @@ from xml.dom import minidom
 
 import pytest
 
-from condor_cloud.api import sanitize
+from condor_cloud.master.api import sanitize
 
 from .conftest import html, jsonh, xml
 

@@ -4,8 +4,8 @@ classad2 library, so these tests see exactly which jobs a query returns."""
 
 import pytest
 
-from condor_cloud.errors import CloudError
-from condor_cloud.instances_api import CloudJobs, Profile
+from condor_cloud.core.errors import CloudError
+from condor_cloud.master.jobs import CloudJobs, Profile
 
 from .conftest import FakeSchedd, jsonh
 
@@ -89,7 +89,7 @@ def test_the_api_refuses_user_data_the_node_would_refuse(env, raw):
 
 @pytest.mark.parametrize("value", ['a"b', "a\\b", "$(Owner)", "a\nb", "x\x00", 5, None])
 def test_only_checked_literals_reach_a_job_attribute(value):
-    from condor_cloud.instances_api import classad_string
+    from condor_cloud.master.jobs import classad_string
 
     with pytest.raises(ValueError, match="refusing to put"):
         classad_string(value)

@@ -5,9 +5,9 @@ import stat
 
 import pytest
 
-from condor_cloud.api import state as state_mod
-from condor_cloud.api import throttle
-from condor_cloud.api.state import StateError, StateStore, default_dir, private_dir
+from condor_cloud.master.api import state as state_mod
+from condor_cloud.master.api import throttle
+from condor_cloud.master.api.state import StateError, StateStore, default_dir, private_dir
 
 
 def test_private_dir_is_made_0700(tmp_path):

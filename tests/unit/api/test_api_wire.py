@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from condor_cloud.api.negotiation import NotAcceptable, choose_format
+from condor_cloud.master.api.negotiation import NotAcceptable, choose_format
 
 from .conftest import DEMO_ID, auth, jsonh, xml
 
@@ -241,7 +241,7 @@ def test_cross_site_post_refused(env):
 
 
 def test_unexpected_exception_is_logged_500(env, mocker, caplog):
-    mocker.patch("condor_cloud.api.models.store_images", side_effect=RuntimeError("boom"))
+    mocker.patch("condor_cloud.master.api.models.store_images", side_effect=RuntimeError("boom"))
     r = env.client.get("/api/images", headers=jsonh())
     assert r.status_code == 500
     assert json.loads(r.data)["code"] == 500

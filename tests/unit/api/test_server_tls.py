@@ -17,14 +17,14 @@ import warnings
 import pytest
 from click.testing import CliRunner
 
-from condor_cloud import cli
-from condor_cloud.api import config, server
-from condor_cloud.api.config import DEFAULTS, ApiSettings, load_api_settings, parse_profiles
-from condor_cloud.errors import CloudError
+from condor_cloud.master import cli
+from condor_cloud.master.api import config, server
+from condor_cloud.master.api.config import DEFAULTS, ApiSettings, load_api_settings, parse_profiles
+from condor_cloud.core.errors import CloudError
 
 pytest.importorskip("cryptography")
 
-from condor_cloud.api import tls  # noqa: E402
+from condor_cloud.master.api import tls  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -85,7 +85,7 @@ def test_plain_http_only_when_turned_on(pair):
 
 def test_no_certificate_no_server(tmp_path, mocker, capsys):
     missing = settings(tls_cert=str(tmp_path / "api.crt"), tls_key=str(tmp_path / "api.key"))
-    mocker.patch("condor_cloud.api.config.load_api_settings", return_value=missing)
+    mocker.patch("condor_cloud.master.api.config.load_api_settings", return_value=missing)
     run = mocker.patch("gunicorn.app.base.BaseApplication.run")
     assert server.main() == 1
     err = capsys.readouterr().err
@@ -96,7 +96,7 @@ def test_no_certificate_no_server(tmp_path, mocker, capsys):
 
 @pytest.mark.parametrize("host, level", [("127.0.0.1", "INFO"), ("0.0.0.0", "WARNING"), ("192.0.2.1", "WARNING")])
 def test_plain_http_off_loopback_is_a_warning(caplog, host, level):
-    caplog.set_level("INFO", "condor_cloud.api.server")
+    caplog.set_level("INFO", "condor_cloud.master.api.server")
     server._announce(settings(plain_http=True, listen=(host, 3002)))
     (record,) = caplog.records
     assert record.levelname == level and "serving plain HTTP on http://%s:3002/api" % host in record.message
@@ -105,7 +105,7 @@ def test_plain_http_off_loopback_is_a_warning(caplog, host, level):
 
 def test_https_start_shows_the_fingerprint(caplog, pair):
     cert, key, info = pair
-    caplog.set_level("INFO", "condor_cloud.api.server")
+    caplog.set_level("INFO", "condor_cloud.master.api.server")
     server._announce(settings(tls_cert=cert, tls_key=key, listen=("::", 3002)))
     assert "serving HTTPS on https://[::]:3002/api" in caplog.text and info.sha256 in caplog.text
 
@@ -188,7 +188,7 @@ def free_port():
 
 @pytest.fixture
 def api_server(cloud, pair, tmp_path):
-    """condor-cloud-api (python -m condor_cloud.api.server) on a free loopback port with the pair; yields
+    """condor-cloud-api (python -m condor_cloud.master.api.server) on a free loopback port with the pair; yields
     (port, cert) and stops it."""
     pytest.importorskip("gunicorn")
     cert, key, _ = pair
@@ -199,7 +199,7 @@ def api_server(cloud, pair, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
     log_path = str(tmp_path / "server.log")
     with open(log_path, "a") as log:   # O_APPEND: the server's workers share it
-        proc = subprocess.Popen([sys.executable, "-m", "condor_cloud.api.server"], env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "condor_cloud.master.api.server"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
 
     def read_log():
@@ -272,7 +272,7 @@ def test_server_refuses_to_start_without_certificate(cloud, tmp_path):
     cloud.write_config("CLOUD_API_LISTEN = 127.0.0.1:%d\nCLOUD_API_TLS_CERT = %s\nCLOUD_API_TLS_KEY = %s\n"
                        % (free_port(), tmp_path / "api.crt", tmp_path / "api.key"))
     env = dict(os.environ, PYTHONPATH=REPO)
-    p = subprocess.run([sys.executable, "-m", "condor_cloud.api.server"], env=env, stdout=subprocess.PIPE,
+    p = subprocess.run([sys.executable, "-m", "condor_cloud.master.api.server"], env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert p.returncode == 1
     assert "condor-cloud-api: cannot read the API's TLS certificate %s" % (tmp_path / "api.crt") in p.stderr

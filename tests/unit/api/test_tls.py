@@ -1,4 +1,4 @@
-"""condor_cloud.api.tls: the self-signed certificate `condor-cloud api-cert create` makes, and the pair check the
+"""condor_cloud.master.api.tls: the self-signed certificate `condor-cloud api-cert create` makes, and the pair check the
 server runs before it starts. Clients verify it for real here (a TLS handshake over a socket pair)."""
 
 import base64
@@ -16,8 +16,8 @@ pytest.importorskip("cryptography")
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from condor_cloud.api import tls  # noqa: E402
-from condor_cloud.errors import CloudError  # noqa: E402
+from condor_cloud.master.api import tls  # noqa: E402
+from condor_cloud.core.errors import CloudError  # noqa: E402
 
 
 @pytest.fixture

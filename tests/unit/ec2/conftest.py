@@ -22,13 +22,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from api.conftest import PASSWORDS, FakeSchedd, _cheap_hashes, make_key  # noqa: E402
 from support import make_api_store  # noqa: E402
 
-from condor_cloud.access_keys import AccessKeyStore  # noqa: E402
-from condor_cloud.api.config import ApiSettings, parse_profiles  # noqa: E402
-from condor_cloud.ec2 import create_app  # noqa: E402
-from condor_cloud.ec2.config import Ec2Settings  # noqa: E402
-from condor_cloud.ec2.jobs import Ec2Jobs  # noqa: E402
-from condor_cloud.keys import KeyStore  # noqa: E402
-from condor_cloud.users import UserFile  # noqa: E402
+from condor_cloud.master.access_keys import AccessKeyStore  # noqa: E402
+from condor_cloud.master.api.config import ApiSettings, parse_profiles  # noqa: E402
+from condor_cloud.master.ec2 import create_app  # noqa: E402
+from condor_cloud.master.ec2.config import Ec2Settings  # noqa: E402
+from condor_cloud.master.ec2.jobs import Ec2Jobs  # noqa: E402
+from condor_cloud.master.keys import KeyStore  # noqa: E402
+from condor_cloud.master.users import UserFile  # noqa: E402
 
 ENDPOINT = "https://ec2.test:8773"
 REGION = "condor-cloud"
@@ -98,7 +98,7 @@ class RawResponse(io.BytesIO):
 
 @pytest.fixture
 def env(tmp_path, mocker, monkeypatch):
-    from condor_cloud import users as users_mod
+    from condor_cloud.master import users as users_mod
 
     class Env:
         pass
@@ -193,7 +193,7 @@ def sign(env, params, user="alice", method="POST", secret=None, when=None, regio
 def _own_sign(url, method, headers, data, key_id, secret, when, region):
     import hashlib
 
-    from condor_cloud.ec2 import sigv4
+    from condor_cloud.master.ec2 import sigv4
 
     parts = urlsplit(url)
     amz_date = when.strftime("%Y%m%dT%H%M%SZ")

@@ -9,10 +9,10 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from condor_cloud import access_keys as ak
-from condor_cloud import cli
-from condor_cloud.access_keys import AccessKeyStore, NoSuchAccessKey
-from condor_cloud.errors import CloudError
+from condor_cloud.master import access_keys as ak
+from condor_cloud.master import cli
+from condor_cloud.master.access_keys import AccessKeyStore, NoSuchAccessKey
+from condor_cloud.core.errors import CloudError
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_reads_are_cached_until_the_file_changes(store):
 # -- the CLI -----------------------------------------------------------------------------------------------------
 @pytest.fixture
 def knobs(cloud, tmp_path):
-    from condor_cloud.users import UserFile, hash_password
+    from condor_cloud.master.users import UserFile, hash_password
 
     users = tmp_path / "users"
     users.write_text("alice:user:%s\n" % hash_password("alice-password", n=1024))
@@ -206,7 +206,7 @@ def test_programs_use_it_with_basic_auth(web):
 
 # -- settings and the server ---------------------------------------------------------------------------------
 def test_ec2_knobs(cloud):
-    from condor_cloud.ec2.config import load_ec2_settings
+    from condor_cloud.master.ec2.config import load_ec2_settings
 
     s = load_ec2_settings(reload=True)
     assert (s.listen, s.workers, s.region, s.access_keys, s.terminated_seconds, s.max_count) == (
@@ -224,8 +224,8 @@ def test_ec2_knobs(cloud):
 
 
 def test_the_server_serves_the_ec2_app_with_the_apis_tls_settings(cloud, monkeypatch):
-    from condor_cloud.api import server as api_server
-    from condor_cloud.ec2 import server
+    from condor_cloud.master.api import server as api_server
+    from condor_cloud.master.ec2 import server
 
     cloud.write_config("CLOUD_API_PLAIN_HTTP = true\nCLOUD_EC2_LISTEN = 127.0.0.1:18773\n")
     served = []
@@ -238,7 +238,7 @@ def test_the_server_serves_the_ec2_app_with_the_apis_tls_settings(cloud, monkeyp
 
 
 def test_the_server_refuses_to_start_without_a_certificate(cloud, capsys):
-    from condor_cloud.ec2 import server
+    from condor_cloud.master.ec2 import server
 
     cloud.write_config("CLOUD_API_TLS_CERT = /nonexistent/c.pem\nCLOUD_API_TLS_KEY = /nonexistent/k.pem\n")
     assert server.main() == 1

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from condor_cloud.ec2 import model
+from condor_cloud.master.ec2 import model
 
 from .conftest import ED25519, call, error_code
 
@@ -65,7 +65,7 @@ def test_run_instances_submits_the_same_job_as_the_deltacloud_api(env, ec2):
 
 
 def test_instances_launched_elsewhere_show_their_name_as_a_name_tag(env, ec2):
-    from condor_cloud.api.config import parse_profiles
+    from condor_cloud.master.api.config import parse_profiles
 
     env.jobs.submit("alice", "demo.qcow2", parse_profiles("small:512:1")[0], "from-deltacloud")
     (res,) = ec2().describe_instances()["Reservations"]
@@ -530,7 +530,7 @@ def test_a_damaged_access_key_file_is_a_logged_500_not_a_crash(env):
 
 
 def test_client_token_launches_take_the_lock(env, ec2, monkeypatch):
-    from condor_cloud.ec2 import actions
+    from condor_cloud.master.ec2 import actions
 
     taken = []
     real = actions.fcntl.flock
@@ -541,9 +541,9 @@ def test_client_token_launches_take_the_lock(env, ec2, monkeypatch):
 
 
 def test_submit_attributes_are_checked_literals_and_only_for_the_api_account(env):
-    from condor_cloud.api.config import parse_profiles
-    from condor_cloud.errors import CloudError
-    from condor_cloud.instances_api import CloudJobs
+    from condor_cloud.master.api.config import parse_profiles
+    from condor_cloud.core.errors import CloudError
+    from condor_cloud.master.jobs import CloudJobs
 
     profile = parse_profiles("small:512:1")[0]
     for attrs in ({"CloudOwner": "bob"}, {"Owner": "bob"}, {"CloudX;Y": "1"}, {"CloudTags": ['a"b']},
@@ -558,8 +558,8 @@ def test_submit_attributes_are_checked_literals_and_only_for_the_api_account(env
 
 
 def test_a_full_key_store_is_unavailable_and_nothing_is_half_done(env, ec2, monkeypatch):
-    from condor_cloud import errors
-    from condor_cloud.errors import CloudError
+    from condor_cloud.core import errors
+    from condor_cloud.core.errors import CloudError
 
     def full(*a, **kw):
         raise CloudError("the key was not saved: the server's key store is full", errors.NO_SPACE)

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from condor_cloud.ec2 import query
-from condor_cloud.ec2.query import Ec2Error, Items, Params
+from condor_cloud.master.ec2 import query
+from condor_cloud.master.ec2.query import Ec2Error, Items, Params
 
 from .conftest import call, error_code, raw, send, sign
 
@@ -168,7 +168,7 @@ def test_signed_garbage_bodies_are_client_errors(env):
 
 
 def test_no_500_for_fuzzed_parameters_of_every_action(env):
-    from condor_cloud.ec2.actions import ACTIONS
+    from condor_cloud.master.ec2.actions import ACTIONS
 
     rng = random.Random(1414)
     values = ["", "x", "-1", "0", "1", "true", "i-0123456789abcdef0", "ami-00000000", "\u2603", "a" * 5000, "*",

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from condor_cloud.ec2 import sigv4
+from condor_cloud.master.ec2 import sigv4
 
 from .conftest import REGION, call, error_code, raw, send, sign
 

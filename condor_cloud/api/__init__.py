@@ -1,8 +1,0 @@
-"""condor-cloud-api: a Deltacloud-compatible REST API (XML, JSON) with browser pages (HTML) at the same URLs.
-
-`create_app()` builds the Flask application; everything it talks to (settings, user file, key store, the schedd
-side) can be injected, so unit tests run it with the Flask test client and a fake schedd. See
-../shared/docs/deltacloud-api.md for the wire format and views.py for the endpoints.
-"""
-
-from .app import create_app  # noqa: F401

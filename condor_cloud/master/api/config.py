@@ -1,0 +1,189 @@
+"""Settings of the API and the CLI: HTCondor configuration knobs named CLOUD_API_*, read with htcondor2.param
+(like condor_cloud.core.config; CONDOR_CONFIG or _CONDOR_<KNOB> in the environment redirect them).
+
+Knobs (defaults in DEFAULTS, the one place they live; config.d/25condor_cloud_api.config shows the same values):
+  CLOUD_API_LISTEN            address:port gunicorn binds (default 0.0.0.0:3002; the Deltacloud port)
+  CLOUD_API_TLS_CERT          the server's certificate (PEM; `condor-cloud api-cert create` makes one)
+  CLOUD_API_TLS_KEY           its private key (PEM, readable by the API's account only)
+  CLOUD_API_PLAIN_HTTP        true: serve plain HTTP instead of HTTPS (for a TLS front end on this host); false
+  CLOUD_API_WORKERS           gunicorn worker processes
+  CLOUD_API_USERS             the user file (condor_cloud.master.users)
+  CLOUD_API_KEYS_DIR          per-user SSH public keys (condor_cloud.master.keys)
+  CLOUD_API_HARDWARE_PROFILES whitespace-separated NAME:MEMORY_MB:CPUS[:STORAGE_GB]; the first is the default
+  CLOUD_API_MAX_USER_DATA     largest user_data, in bytes after base64 decoding
+  CLOUD_API_REALM             the HTTP Basic realm shown by browsers
+  CLOUD_API_SCHEDD            the schedd to submit to (empty: the local one)
+  CLOUD_API_ACCOUNT           the account the API runs as: the Owner of the jobs it launches for its users (the
+                              schedd lets only this account set Cloud* attributes; 20condor_cloud_master.config)
+The EC2 Query API (condor_cloud/ec2/config.py reads them; its defaults live here too, so the snippet shows them):
+  CLOUD_EC2_LISTEN, CLOUD_EC2_WORKERS, CLOUD_EC2_REGION, CLOUD_EC2_ACCESS_KEYS, CLOUD_EC2_TERMINATED_SECONDS,
+  CLOUD_EC2_MAX_COUNT (see docs/EC2.txt)
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Tuple
+
+from condor_cloud.core import config as cloud_config
+from condor_cloud.core import errors
+from condor_cloud.core.errors import CloudError, shown
+from condor_cloud.master.jobs import Profile
+
+API_VERSION = "1.1.3"
+
+DEFAULTS = {
+    "CLOUD_API_LISTEN": "0.0.0.0:3002",
+    "CLOUD_API_TLS_CERT": "/etc/condor-cloud/tls/api.crt",
+    "CLOUD_API_TLS_KEY": "/etc/condor-cloud/tls/api.key",
+    "CLOUD_API_PLAIN_HTTP": "false",
+    "CLOUD_API_WORKERS": "2",
+    "CLOUD_API_USERS": "/etc/condor-cloud/users",
+    "CLOUD_API_KEYS_DIR": "/var/lib/condor-cloud/keys",
+    "CLOUD_API_HARDWARE_PROFILES": "small:512:1 medium:1024:2 large:2048:4",
+    "CLOUD_API_MAX_USER_DATA": "16384",
+    "CLOUD_API_REALM": "Condor Cloud",
+    "CLOUD_API_SCHEDD": "",
+    "CLOUD_API_ACCOUNT": "condor-cloud-api",
+    "CLOUD_EC2_LISTEN": "0.0.0.0:8773",
+    "CLOUD_EC2_WORKERS": "2",
+    "CLOUD_EC2_REGION": "condor-cloud",
+    "CLOUD_EC2_ACCESS_KEYS": "/var/lib/condor-cloud/ec2/access-keys",
+    "CLOUD_EC2_TERMINATED_SECONDS": "3600",
+    "CLOUD_EC2_MAX_COUNT": "10",
+}
+
+_PROFILE_RE = re.compile(r"([a-z0-9][a-z0-9_.-]{0,31}):([0-9]{1,7}):([0-9]{1,3})(?::([0-9]{1,6}))?")
+
+
+def parse_profiles(text):
+    profiles = []
+    for item in str(text).split():
+        m = _PROFILE_RE.fullmatch(item)
+        if not m or int(m.group(2)) < 1 or int(m.group(3)) < 1:
+            raise CloudError("CLOUD_API_HARDWARE_PROFILES entry %s must be NAME:MEMORY_MB:CPUS[:STORAGE_GB], e.g. "
+                             "small:512:1" % shown(item))
+        if any(p.id == m.group(1) for p in profiles):
+            raise CloudError("CLOUD_API_HARDWARE_PROFILES names profile %s twice" % m.group(1))
+        profiles.append(Profile(m.group(1), int(m.group(2)), int(m.group(3)),
+                                int(m.group(4)) if m.group(4) else None))
+    if not profiles:
+        raise CloudError("CLOUD_API_HARDWARE_PROFILES defines no profile")
+    return tuple(profiles)
+
+
+def parse_listen(text, name="CLOUD_API_LISTEN"):
+    host, sep, port = str(text).strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CloudError("%s must be ADDRESS:PORT, e.g. 0.0.0.0:3002, not %s" % (name, shown(text)))
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+_BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def parse_bool(name, text):
+    value = _BOOLEANS.get(str(text).strip().lower())
+    if value is None:
+        raise CloudError("configuration knob %s must be true or false, not %s" % (name, shown(text)))
+    return value
+
+
+def is_loopback(host):
+    """True for an address only this host can reach (127.0.0.0/8, ::1, localhost); False for wildcards and names."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    image_store: str
+    listen: Tuple[str, int]
+    workers: int
+    users_file: str
+    keys_dir: str
+    profiles: Tuple[Profile, ...]
+    max_user_data: int
+    realm: str
+    schedd: str
+    qemu_img: str = "/usr/bin/qemu-img"
+    image_cache: str = "/var/lib/condor-cloud/local_cache"
+    instance_dir: str = "/var/lib/condor-cloud/instances"
+    cache_max_size: int = 0
+    tls_cert: str = DEFAULTS["CLOUD_API_TLS_CERT"]
+    tls_key: str = DEFAULTS["CLOUD_API_TLS_KEY"]
+    plain_http: bool = False
+    api_account: str = DEFAULTS["CLOUD_API_ACCOUNT"]
+
+    @property
+    def scheme(self):
+        return "http" if self.plain_http else "https"
+
+    def profile(self, profile_id):
+        for p in self.profiles:
+            if p.id == profile_id:
+                return p
+        return None
+
+
+def _param(name):
+    import htcondor2
+
+    value = htcondor2.param.get(name)
+    return DEFAULTS[name] if value is None or value == "" else value
+
+
+def _int(name, low=0):
+    text = _param(name)
+    try:
+        value = int(text)
+    except ValueError:
+        raise CloudError("configuration knob %s = %r is not a whole number" % (name, text)) from None
+    if value < low:
+        raise CloudError("configuration knob %s must be at least %d" % (name, low))
+    return value
+
+
+def load_tls_paths():
+    """(certificate, key) paths: what `condor-cloud api-cert` needs, without the rest of the settings."""
+    return _param("CLOUD_API_TLS_CERT"), _param("CLOUD_API_TLS_KEY")
+
+
+def load_listen():
+    return parse_listen(_param("CLOUD_API_LISTEN"))
+
+
+def load_api_settings(reload=False):
+    base = cloud_config.load_settings(reload=reload)
+    realm = _param("CLOUD_API_REALM")
+    if not re.fullmatch(r"[A-Za-z0-9 ._-]{1,64}", realm):
+        raise CloudError("CLOUD_API_REALM may only contain letters, digits, spaces and ._-", errors.INTERNAL)
+    return ApiSettings(
+        image_store=base.image_store,
+        listen=load_listen(),
+        workers=_int("CLOUD_API_WORKERS", 1),
+        users_file=_param("CLOUD_API_USERS"),
+        keys_dir=_param("CLOUD_API_KEYS_DIR"),
+        profiles=parse_profiles(_param("CLOUD_API_HARDWARE_PROFILES")),
+        max_user_data=_int("CLOUD_API_MAX_USER_DATA", 0),
+        realm=realm,
+        schedd=_param("CLOUD_API_SCHEDD").strip(),
+        qemu_img=base.qemu_img,
+        image_cache=base.image_cache,
+        instance_dir=base.instance_dir,
+        cache_max_size=base.cache_max_size,
+        tls_cert=_param("CLOUD_API_TLS_CERT"),
+        tls_key=_param("CLOUD_API_TLS_KEY"),
+        plain_http=parse_bool("CLOUD_API_PLAIN_HTTP", _param("CLOUD_API_PLAIN_HTTP")),
+        api_account=_account(_param("CLOUD_API_ACCOUNT")),
+    )
+
+
+def _account(name):
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", name):
+        raise CloudError("CLOUD_API_ACCOUNT %s is not an account name" % shown(name), errors.INTERNAL)
+    return name

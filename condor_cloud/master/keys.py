@@ -1,0 +1,217 @@
+"""Per-user SSH public keys: KEYS_DIR/<user>/<keyname>.pub, one OpenSSH public key line each.
+
+Only public keys are kept (this cloud never holds a private key). check_ssh_key is the one validator of a public key
+line (a known key type, a base64 blob whose embedded type matches); the cloud-init seed uses it for CloudSSHKey.
+parse_public_key adds the key store's rules: one key, and a comment in a small safe alphabet, so the text can be
+carried in a job attribute (CloudSSHKey) without any quoting problem.
+"""
+
+import base64
+import binascii
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+from condor_cloud.core import errors
+from condor_cloud.core.errors import CloudError, shown
+from condor_cloud.master.users import check_name
+
+DEFAULT_DIR = "/var/lib/condor-cloud/keys"
+KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+MAX_KEY_LINE = 16 * 1024           # an RSA-16384 public key line is about 2.8 KB
+MAX_KEY_COMMENT = 256
+# The smallest real key (ed25519) has 36 bytes after its type; fewer is a cut-off paste, not a key.
+_MIN_KEY_DATA = 16
+_KEYNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_COMMENT_RE = re.compile(r"[A-Za-z0-9@._+=:,/-]{0,200}")
+_B64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+MAX_KEYS = 100
+
+
+class NoSuchKey(CloudError):
+    """The user has no key of that name."""
+
+    def __init__(self, name):
+        super().__init__("no key %s" % shown(name), errors.BAD_REQUEST)
+
+
+def check_keyname(name):
+    if not isinstance(name, str) or not _KEYNAME_RE.fullmatch(name):
+        raise CloudError("key name %s is not allowed: use 1-64 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit" % shown(name), errors.BAD_REQUEST)
+    return name
+
+
+def check_ssh_key(line):
+    """Validate one OpenSSH public key line `TYPE BASE64 [COMMENT]` and return it normalised (single spaces).
+
+    Options (`command="..." ssh-rsa ...`) are refused: they are the one part of authorized_keys that changes
+    what a key may do, and nobody needs them to log into their own instance.
+    """
+    if not isinstance(line, str):
+        raise CloudError("an SSH key must be a string", errors.BAD_REQUEST)
+    if len(line) > MAX_KEY_LINE:
+        raise CloudError("SSH key is too long (%d characters, at most %d)" % (len(line), MAX_KEY_LINE),
+                         errors.BAD_REQUEST)
+    for ch in line:
+        if not ch.isprintable() and ch != "\t":
+            raise CloudError("SSH key %s contains a control character (U+%04X); give one key per line"
+                             % (shown(line, 40), ord(ch)), errors.BAD_REQUEST)
+    fields = line.split(None, 2)
+    if len(fields) < 2:
+        raise CloudError("SSH key %s must look like 'ssh-ed25519 AAAA... user@host'" % shown(line, 40),
+                         errors.BAD_REQUEST)
+    key_type, body = fields[0], fields[1]
+    comment = " ".join(fields[2].split()) if len(fields) == 3 else ""
+    if key_type not in KEY_TYPES:
+        raise CloudError("SSH key type %s is not supported; use one of %s"
+                         % (shown(key_type, 40), ", ".join(KEY_TYPES)), errors.BAD_REQUEST)
+    if not _B64_RE.fullmatch(body):
+        raise CloudError("SSH key %s: the key data is not base64" % shown(line, 40), errors.BAD_REQUEST)
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise CloudError("SSH key %s: the key data is not valid base64" % shown(line, 40),
+                         errors.BAD_REQUEST) from None
+    # The blob starts with the key type as an SSH string (uint32 length + bytes); it must match the first field.
+    if len(blob) < 4:
+        raise CloudError("SSH key %s: the key data is truncated" % shown(line, 40), errors.BAD_REQUEST)
+    (n,) = struct.unpack(">I", blob[:4])
+    if blob[4:4 + n] != key_type.encode("ascii"):
+        raise CloudError("SSH key %s: the key data is not a %s key (its type does not match)"
+                         % (shown(line, 40), key_type), errors.BAD_REQUEST)
+    if len(blob) < 4 + n + _MIN_KEY_DATA:
+        raise CloudError("SSH key %s: the key data is truncated" % shown(line, 40), errors.BAD_REQUEST)
+    if len(comment) > MAX_KEY_COMMENT:
+        raise CloudError("SSH key comment is too long (at most %d characters)" % MAX_KEY_COMMENT,
+                         errors.BAD_REQUEST)
+    return " ".join(f for f in (key_type, body, comment) if f)
+
+
+def parse_public_key(text):
+    """The normalised line of one public key for the key store, or CloudError (400).
+
+    Stricter than check_ssh_key: a single key (blank space around it, as in a .pub file, is dropped) and a comment
+    in _COMMENT_RE.
+    """
+    if isinstance(text, str):
+        text = text.strip()
+        if "\n" in text:
+            raise CloudError("public_key must be one line 'TYPE BASE64 [COMMENT]' as in ~/.ssh/id_ed25519.pub",
+                             errors.BAD_REQUEST)
+    line = check_ssh_key(text)
+    fields = line.split(" ", 2)
+    comment = fields[2] if len(fields) == 3 else ""
+    if not _COMMENT_RE.fullmatch(comment):
+        raise CloudError("public key comment %s may only contain letters, digits and @._+=:,/-" % shown(comment),
+                         errors.BAD_REQUEST)
+    return line
+
+
+def fingerprint(line):
+    """OpenSSH's SHA256 fingerprint ('SHA256:...') of a public key line."""
+    raw = base64.b64decode(line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True)
+class Key:
+    owner: str
+    name: str
+    public_key: str
+
+    @property
+    def fingerprint(self):
+        return fingerprint(self.public_key)
+
+
+def _write_error(exc, directory):
+    """The CloudError for a failed write in the key store: NO_SPACE (HTTP 507) when its filesystem is full."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # Shown to API clients: no server path (the API logs the error; CLOUD_API_KEYS_DIR names the store).
+        return CloudError("the key was not saved: the server's key store is full; nothing was changed, try again "
+                          "later", errors.NO_SPACE)
+    return CloudError("the key was not saved: cannot write in the key store %s (%s)"
+                      % (directory, exc.strerror or exc), errors.INTERNAL)
+
+
+class KeyStore:
+    def __init__(self, root=DEFAULT_DIR):
+        self.root = root
+
+    def _dir(self, owner):
+        return os.path.join(self.root, check_name(owner))
+
+    def list(self, owner):
+        directory = self._dir(owner)
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return []
+        found = []
+        for filename in names:
+            if not filename.endswith(".pub") or not _KEYNAME_RE.fullmatch(filename[:-4]):
+                continue
+            with contextlib.suppress(CloudError):
+                found.append(self.get(owner, filename[:-4]))
+        return found
+
+    def owners(self):
+        try:
+            return sorted(n for n in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, n)))
+        except FileNotFoundError:
+            return []
+
+    def get(self, owner, name):
+        path = os.path.join(self._dir(owner), check_keyname(name) + ".pub")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NoSuchKey(name) from None
+        except OSError as exc:
+            raise CloudError("key %s cannot be read: %s" % (shown(name), exc.strerror), errors.INTERNAL) from None
+        with os.fdopen(fd, encoding="ascii", errors="replace") as f:
+            text = f.read(MAX_KEY_LINE + 1)
+        return Key(owner, name, parse_public_key(text))
+
+    def add(self, owner, name, public_key):
+        """Store a new key (never replacing one). A full or failing disk is a CloudError (errors.NO_SPACE when
+        full) and leaves no file behind; the keys already stored are untouched."""
+        line = parse_public_key(public_key)
+        check_keyname(name)
+        directory = self._dir(owner)
+        try:
+            os.makedirs(directory, mode=0o750, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(exc, directory) from None
+        if len(self.list(owner)) >= MAX_KEYS:
+            raise CloudError("you have %d keys already; delete one first" % MAX_KEYS, errors.BAD_REQUEST)
+        tmp = os.path.join(directory, ".%s.tmp-%d" % (name, os.getpid()))
+        try:
+            try:
+                with open(tmp, "w", encoding="ascii") as f:
+                    f.write(line + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                # link() fails if the name exists: no silent replacement of a key somebody's instances use.
+                os.link(tmp, os.path.join(directory, name + ".pub"))
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        except FileExistsError:
+            raise CloudError("key %s exists already" % name, errors.BAD_REQUEST) from None
+        except OSError as exc:
+            raise _write_error(exc, directory) from None
+        return Key(owner, name, line)
+
+    def remove(self, owner, name):
+        path = os.path.join(self._dir(owner), check_keyname(name) + ".pub")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise NoSuchKey(name) from None
