@@ -1,8 +1,7 @@
-"""condor-cloud: the administrator's command line.
+"""`condor-cloud` commands of the master (condor_cloud.core.cli gathers the installed roles' commands):
 
-  condor-cloud image list|add|remove|sweep the shared image store (master)
+  condor-cloud image list|add|remove|sweep the shared image store
   condor-cloud instance launch|list|show|console|destroy   instances (VM-universe jobs) through the local schedd
-  condor-cloud node cache list|prune       the image cache of this execute node
   condor-cloud user add|remove|passwd|list the API's users
   condor-cloud user access-key create|list|delete NAME   the EC2 API's access keys of a user
   condor-cloud api-cert create|show        the API's TLS certificate
@@ -14,7 +13,6 @@ import contextlib
 import errno
 import getpass
 import hashlib
-import json
 import os
 import re
 import stat
@@ -24,9 +22,10 @@ import time
 import click
 
 from condor_cloud.core import errors, images, qemuimg
+from condor_cloud.core.cli import cloud_errors, fail, main_group, print_json
 from condor_cloud.core.errors import CloudError, shown
-from condor_cloud.node.cache import fsync_dir
-from condor_cloud.node.console_log import DEFAULT_BYTES, MAX_BYTES
+from condor_cloud.core.files import fsync_dir
+from condor_cloud.master.console import DEFAULT_BYTES, MAX_BYTES
 
 CHUNK = 4 << 20
 
@@ -37,39 +36,18 @@ def _settings():
     return load_api_settings()
 
 
-def _fail(message):
-    raise click.ClickException(message)
-
-
-@contextlib.contextmanager
-def _errors():
-    try:
-        yield
-    except CloudError as exc:
-        _fail(str(exc))
-
-
 @contextlib.contextmanager
 def _user_file_errors(path):
-    """_errors() for commands that write the user file: an OSError (a full disk, a read-only filesystem) is a
+    """cloud_errors() for commands that write the user file: an OSError (a full disk, a read-only filesystem) is a
     message and exit status 1, never a traceback. (UserFile leaves the file as it was and no temporary file.)"""
     try:
-        with _errors():
+        with cloud_errors():
             yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            _fail("cannot save the user file %s: its filesystem is full; nothing was changed (free some space and "
+            fail("cannot save the user file %s: its filesystem is full; nothing was changed (free some space and "
                   "run the command again)" % path)
-        _fail("cannot save the user file %s: %s; nothing was changed" % (path, exc.strerror or exc))
-
-
-def _print_json(value):
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main_group():
-    """Condor Cloud: a private IaaS cloud on HTCondor's VM universe."""
+        fail("cannot save the user file %s: %s; nothing was changed" % (path, exc.strerror or exc))
 
 
 # -- images --------------------------------------------------------------------------------------------
@@ -84,12 +62,12 @@ def image_list(as_json):
     """List the launchable images with their API ids."""
     from condor_cloud.master.jobs import image_id
 
-    with _errors():
+    with cloud_errors():
         settings = _settings()
         found = images.list_images(settings.image_store)
     rows = [{"name": i.name, "id": image_id(i.name), "size": i.size, "sha256": i.sha256} for i in found]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("no images in %s (add one with 'condor-cloud image add FILE')" % settings.image_store)
@@ -176,7 +154,7 @@ STAGING_MAX_AGE = 24 * 3600   # seconds after which even a live writer's staging
 
 def _process_started(pid):
     """When process pid started (seconds since the epoch), or None if there is no such process."""
-    from condor_cloud.node.instance_dirs import process_start_time
+    from condor_cloud.core.processes import process_start_time
 
     ticks = process_start_time(pid)
     if ticks is None:
@@ -279,7 +257,7 @@ def _publish(settings, src_fd, size, name, progress_label):
 def image_add(path, name, replace):
     """Copy a qcow2 or raw disk image into the store (verified, with a SHA-256 checksum file)."""
     name = name or os.path.basename(path)
-    with _errors():
+    with cloud_errors():
         settings = _settings()
         digest = add_image(settings, path, name, replace)
     from condor_cloud.master.jobs import image_id
@@ -294,12 +272,12 @@ def image_sweep(max_age):
     """Remove what interrupted image adds left in the store's staging/ directory.
 
     Every `image add` does this first; the condor-cloud-image-sweep.timer runs it hourly on the master."""
-    with _errors():
+    with cloud_errors():
         settings = _settings()
         try:
             removed = sweep_staging(settings.image_store, max_age)
         except OSError as exc:
-            _fail("cannot sweep %s: %s" % (os.path.join(settings.image_store, images.STAGING), exc.strerror or exc))
+            fail("cannot sweep %s: %s" % (os.path.join(settings.image_store, images.STAGING), exc.strerror or exc))
     for name in removed:
         click.echo("removed %s" % os.path.join(settings.image_store, images.STAGING, name))
 
@@ -309,21 +287,21 @@ def image_sweep(max_age):
 @click.option("--force", is_flag=True, help="Remove even if queued instances still need it.")
 def image_remove(name, force):
     """Remove an image (and its checksum file) from the store. Running instances keep their cached copy."""
-    with _errors():
+    with cloud_errors():
         images.check_image_name(name)
         settings = _settings()
         target = os.path.join(settings.image_store, name)
         if not os.path.lexists(target):
-            _fail("no image %s in %s" % (shown(name), settings.image_store))
+            fail("no image %s in %s" % (shown(name), settings.image_store))
         if not force:
             from condor_cloud.master.jobs import BackendError, CloudJobs
 
             try:
                 waiting = [i for i in CloudJobs().list() if i.image == name and i.state == "PENDING"]
             except BackendError as exc:
-                _fail("cannot check the queue for instances of %s (%s); use --force to remove anyway" % (name, exc))
+                fail("cannot check the queue for instances of %s (%s); use --force to remove anyway" % (name, exc))
             if waiting:
-                _fail("%d pending instance(s) still need %s (%s); use --force to remove anyway"
+                fail("%d pending instance(s) still need %s (%s); use --force to remove anyway"
                       % (len(waiting), name, ", ".join(i.id for i in waiting[:5])))
         os.unlink(target)
         with contextlib.suppress(FileNotFoundError):
@@ -376,29 +354,29 @@ def instance_launch(image, hwp, name, owner, keyname, user_data_file, as_json):
     import time
 
     from condor_cloud.master.api.models import store_images
-    from condor_cloud.master.jobs import check_instance_name, check_user_data
+    from condor_cloud.master.jobs import check_instance_name, user_data_for_job
     from condor_cloud.master.keys import KeyStore
     from condor_cloud.master.users import check_name
 
-    with _errors():
+    with cloud_errors():
         settings = _settings()
         found = store_images(settings.image_store)
         info = found.get(image) or next((i for i in found.values() if i.name == image), None)
         if info is None:
-            _fail("no image %s in %s (see 'condor-cloud image list')" % (shown(image), settings.image_store))
+            fail("no image %s in %s (see 'condor-cloud image list')" % (shown(image), settings.image_store))
         profile = settings.profile(hwp) if hwp else settings.profiles[0]
         if profile is None:
-            _fail("no hardware profile %s (configured: %s)" % (shown(hwp), ", ".join(p.id for p in settings.profiles)))
+            fail("no hardware profile %s (configured: %s)" % (shown(hwp), ", ".join(p.id for p in settings.profiles)))
         owner = check_name(owner or _default_owner())
         name = check_instance_name(name or "i-%d" % int(time.time()))
         user_data = ""
         if user_data_file is not None:
-            user_data = check_user_data(base64.b64encode(user_data_file.read()).decode("ascii"),
+            user_data = user_data_for_job(base64.b64encode(user_data_file.read()).decode("ascii"),
                                         settings.max_user_data)
         key = KeyStore(settings.keys_dir).get(owner, keyname) if keyname else None
         created = _jobs().submit(owner, info.name, profile, name, user_data, key)
     if as_json:
-        _print_json(_instance_dict(created))
+        print_json(_instance_dict(created))
     else:
         click.echo("launched %s (job %d.%d)" % (created.id, created.cluster, created.proc))
 
@@ -408,10 +386,10 @@ def instance_launch(image, hwp, name, owner, keyname, user_data_file, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def instance_list(owner, as_json):
     """List instances (one schedd query)."""
-    with _errors():
+    with cloud_errors():
         infos = _jobs().list(owner)
     if as_json:
-        _print_json([_instance_dict(i) for i in infos])
+        print_json([_instance_dict(i) for i in infos])
     else:
         _print_instances(infos)
 
@@ -421,11 +399,11 @@ def instance_list(owner, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def instance_show(instance_id, as_json):
     """Show one instance."""
-    with _errors():
+    with cloud_errors():
         info = _jobs().get(instance_id)
     data = _instance_dict(info)
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         for k in sorted(data):
             click.echo("%-17s %s" % (k + ":", data[k] if data[k] not in (None, "", []) else "-"))
@@ -436,14 +414,14 @@ def instance_show(instance_id, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def instance_destroy(instance_id, as_json):
     """Destroy an instance (condor_rm of its job)."""
-    with _errors():
+    with cloud_errors():
         jobs = _jobs()
         info = jobs.get(instance_id)
         if info.state not in ("PENDING", "RUNNING"):
-            _fail("instance %s is %s already" % (instance_id, info.state))
+            fail("instance %s is %s already" % (instance_id, info.state))
         jobs.remove(info, "destroyed with condor-cloud instance destroy by %s" % _default_owner())
     if as_json:
-        _print_json({"id": instance_id, "destroyed": True})
+        print_json({"id": instance_id, "destroyed": True})
     else:
         click.echo("destroyed %s" % instance_id)
 
@@ -460,9 +438,9 @@ def instance_console(instance_id, max_bytes, raw):
     console log stays on its node in CLOUD_CONSOLE_DIR (for the administrator)."""
     import re
 
-    from condor_cloud.node.console_log import clean, tail
+    from condor_cloud.master.console import clean, tail
 
-    with _errors():
+    with cloud_errors():
         m = re.fullmatch(r"([0-9]{1,10})\.([0-9]{1,10})", instance_id)
         if m:
             text = tail(int(m.group(1)), int(m.group(2)), max_bytes)
@@ -471,71 +449,6 @@ def instance_console(instance_id, max_bytes, raw):
             text = jobs.console(jobs.get(instance_id), max_bytes)
     # color=True: click would otherwise strip escape sequences itself when the output is not a terminal.
     click.echo(text if raw else clean(text), nl=False, color=True if raw else None)
-
-
-# -- node cache ----------------------------------------------------------------------------------------
-@main_group.group("node")
-def node_group():
-    """This execute node."""
-
-
-@node_group.group("cache")
-def cache_group():
-    """The node's image cache (CLOUD_IMAGE_CACHE)."""
-
-
-def _node_settings():
-    from condor_cloud.core import config
-
-    return config.load_settings()
-
-
-@cache_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cache_list(as_json):
-    """List cached image copies, least recently used first."""
-    from condor_cloud.node.cache import ImageCache
-    from condor_cloud.node.instance_dirs import referenced_bases
-
-    with _errors():
-        settings = _node_settings()
-        entries = ImageCache(settings.image_cache, settings.qemu_img).entries()
-        used = referenced_bases(settings.instance_dir)
-    rows = [{"image": e.image, "version": e.version, "format": e.format, "bytes": e.allocated,
-             "last_used": e.last_used, "in_use": e.filename in used, "file": e.filename} for e in entries]
-    if as_json:
-        _print_json(rows)
-        return
-    total = sum(r["bytes"] for r in rows)
-    click.echo("%-32s %-16s %-6s %12s %s" % ("IMAGE", "VERSION", "FORMAT", "BYTES", "IN USE"))
-    for r in rows:
-        click.echo("%-32s %-16s %-6s %12d %s" % (r["image"], r["version"], r["format"], r["bytes"],
-                                                 "yes" if r["in_use"] else "no"))
-    click.echo("total %d bytes in %s (limit %d)" % (total, settings.image_cache, settings.cache_max_size))
-
-
-@cache_group.command("prune")
-@click.option("--all", "prune_all", is_flag=True, help="Remove every entry no instance uses (not just down to "
-              "CLOUD_CACHE_MAX_SIZE).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cache_prune(prune_all, as_json):
-    """Evict least recently used entries that no instance uses."""
-    from condor_cloud.node.cache import ImageCache
-    from condor_cloud.node.cleanup import entries_in_use
-
-    with _errors():
-        settings = _node_settings()
-        cache = ImageCache(settings.image_cache, settings.qemu_img)
-        limit = 1 if prune_all else settings.cache_max_size
-        # In use: what instances record, or their overlays' headers when the record is damaged (then, if
-        # neither can be read, nothing is evicted).
-        removed = cache.evict(limit, lambda: entries_in_use(settings.instance_dir, cache.root)) if limit else []
-    if as_json:
-        _print_json([{"file": e.filename, "bytes": e.allocated} for e in removed])
-        return
-    for e in removed:
-        click.echo("removed %s (%d bytes)" % (e.filename, e.allocated))
-    click.echo("%d entr%s removed" % (len(removed), "y" if len(removed) == 1 else "ies"))
 
 
 # -- users ---------------------------------------------------------------------------------------------
@@ -554,13 +467,13 @@ def _read_password(password_stdin, generate):
     from condor_cloud.master.users import MIN_PASSWORD, generate_password
 
     if password_stdin and generate:
-        _fail("use either --password-stdin or --generate")
+        fail("use either --password-stdin or --generate")
     if generate:
         return generate_password(), True
     if password_stdin:
         line = sys.stdin.readline().rstrip("\n")
         if not line:
-            _fail("no password on standard input")
+            fail("no password on standard input")
         return line, False
     password = click.prompt("Password (at least %d characters)" % MIN_PASSWORD, hide_input=True,
                             confirmation_prompt=True)
@@ -574,7 +487,7 @@ def _read_password(password_stdin, generate):
 @click.option("--generate", is_flag=True, help="Generate a random password and print it.")
 def user_add(name, admin, password_stdin, generate):
     """Add a user (prompts for the password unless told otherwise)."""
-    with _errors():
+    with cloud_errors():
         users = _userfile()
     with _user_file_errors(users.path):
         password, generated = _read_password(password_stdin, generate)
@@ -590,7 +503,7 @@ def user_add(name, admin, password_stdin, generate):
 @click.option("--generate", is_flag=True, help="Generate a random password and print it.")
 def user_passwd(name, password_stdin, generate):
     """Set a user's password."""
-    with _errors():
+    with cloud_errors():
         users = _userfile()
     with _user_file_errors(users.path):
         password, generated = _read_password(password_stdin, generate)
@@ -604,7 +517,7 @@ def user_passwd(name, password_stdin, generate):
 @click.argument("name")
 def user_remove(name):
     """Remove a user (their instances keep running; an admin can destroy them)."""
-    with _errors():
+    with cloud_errors():
         _userfile().remove(name)
     click.echo("removed user %s" % name)
 
@@ -613,10 +526,10 @@ def user_remove(name):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def user_list(as_json):
     """List users and roles (never passwords)."""
-    with _errors():
+    with cloud_errors():
         users = sorted(_userfile().load().values(), key=lambda u: u.name)
     if as_json:
-        _print_json([{"name": u.name, "role": u.role} for u in users])
+        print_json([{"name": u.name, "role": u.role} for u in users])
     else:
         for u in users:
             click.echo("%-32s %s" % (u.name, u.role))
@@ -640,12 +553,12 @@ def _access_keys():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with the secret).")
 def access_key_create(name, as_json):
     """Create an access key for user NAME and print its id and secret (shown only now)."""
-    with _errors():
+    with cloud_errors():
         if _userfile().get(name) is None:
-            _fail("no user %s (add it with 'condor-cloud user add %s')" % (name, name))
+            fail("no user %s (add it with 'condor-cloud user add %s')" % (name, name))
         key = _access_keys().create(name)
     if as_json:
-        _print_json(dict(key.public(), secret=key.secret))
+        print_json(dict(key.public(), secret=key.secret))
         return
     click.echo("access key of %s (the secret is shown only now):" % name)
     click.echo("  aws_access_key_id = %s" % key.id)
@@ -659,10 +572,10 @@ def access_key_list(name, as_json):
     """List the access keys of user NAME (default: everybody's), never their secrets."""
     import datetime
 
-    with _errors():
+    with cloud_errors():
         keys = _access_keys().list(name)
     if as_json:
-        _print_json([k.public() for k in keys])
+        print_json([k.public() for k in keys])
         return
     for k in keys:
         created = datetime.datetime.fromtimestamp(k.created, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -676,8 +589,8 @@ def access_key_list(name, as_json):
 def access_key_delete(name, key_id, delete_all):
     """Delete access key KEY_ID of user NAME (or all of NAME's keys with --all)."""
     if bool(key_id) == delete_all:
-        _fail("give either KEY_ID or --all")
-    with _errors():
+        fail("give either KEY_ID or --all")
+    with cloud_errors():
         if delete_all:
             count = _access_keys().delete_user(name)
             click.echo("deleted %d access key%s of %s" % (count, "" if count == 1 else "s", name))
@@ -695,7 +608,7 @@ def api_cert_group():
 def _print_cert(info, verb):
     from condor_cloud.master.api.config import load_listen
 
-    with _errors():
+    with cloud_errors():
         port = load_listen()[1]
     host = (info.names or info.addresses or ("HOST",))[0]
     click.echo("%s %s" % (verb, info.path))
@@ -730,14 +643,14 @@ def api_cert_create(hosts, addresses, days, group, force, if_missing, as_json):
     from condor_cloud.master.api.config import DEFAULTS, load_tls_paths
 
     if force and if_missing:
-        _fail("use either --force or --if-missing")
-    with _errors():
+        fail("use either --force or --if-missing")
+    with cloud_errors():
         cert, key = load_tls_paths()
         if if_missing and os.path.exists(cert) and os.path.exists(key):
             info, verb = tls.describe(cert), "kept"
         elif if_missing and (cert, key) != (DEFAULTS["CLOUD_API_TLS_CERT"], DEFAULTS["CLOUD_API_TLS_KEY"]):
             # The administrator named their own files: a missing one is their mistake, not a first start.
-            _fail("CLOUD_API_TLS_CERT/CLOUD_API_TLS_KEY name %s and %s, which do not both exist; not creating a "
+            fail("CLOUD_API_TLS_CERT/CLOUD_API_TLS_KEY name %s and %s, which do not both exist; not creating a "
                   "self-signed certificate there (without --if-missing this command does)" % (cert, key))
         else:
             names = list(hosts) or tls.default_names()
@@ -746,7 +659,7 @@ def api_cert_create(hosts, addresses, days, group, force, if_missing, as_json):
                               force=force)
             verb = "created"
     if as_json:
-        _print_json(dict(info.as_dict(), key=key, action=verb))
+        print_json(dict(info.as_dict(), key=key, action=verb))
     else:
         _print_cert(info, verb)
 
@@ -758,22 +671,10 @@ def api_cert_show(as_json):
     from condor_cloud.master.api import tls
     from condor_cloud.master.api.config import load_tls_paths
 
-    with _errors():
+    with cloud_errors():
         cert, _key = load_tls_paths()
         info = tls.describe(cert)
     if as_json:
-        _print_json(info.as_dict())
+        print_json(info.as_dict())
     else:
         _print_cert(info, "certificate")
-
-
-def main(argv=None):
-    try:
-        main_group.main(args=argv, prog_name="condor-cloud", standalone_mode=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

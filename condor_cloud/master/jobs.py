@@ -25,8 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from condor_cloud.node import console_log, seed
-from condor_cloud.core import errors, images
+from condor_cloud.core import errors, images, userdata
+from condor_cloud.master import console
 from condor_cloud.core.errors import CloudError, shown
 
 VM_UNIVERSE = 13
@@ -77,24 +77,11 @@ def check_instance_name(name):
     return name
 
 
-def check_user_data(text, max_bytes):
-    """Validate base64 user data (whitespace ignored) with the node's own rules (seed.check_user_data: UTF-8 text
-    without NUL, or gzip) and the API's size limit; return it normalized, or '' for none."""
-    if text is None or text == "":
-        return ""
-    compact = "".join(str(text).split())
-    if len(compact) > 4 * ((max_bytes + 2) // 3):
-        raise CloudError("user_data is larger than %d bytes" % max_bytes, errors.BAD_REQUEST)
-    try:
-        if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", compact):
-            raise ValueError
-        raw = base64.b64decode(compact, validate=True)
-    except (ValueError, binascii.Error):
-        raise CloudError("user_data must be base64-encoded", errors.BAD_REQUEST) from None
-    if len(raw) > max_bytes:
-        raise CloudError("user_data is larger than %d bytes" % max_bytes, errors.BAD_REQUEST)
-    seed.check_user_data(raw)
-    return base64.b64encode(raw).decode("ascii")
+def user_data_for_job(text, max_bytes):
+    """User data as the APIs and the CLI take it (base64, whitespace ignored), checked with the rules the node applies
+    (condor_cloud.core.userdata) and the API's size limit; returned as canonical base64, or '' for none."""
+    raw = userdata.decode_user_data(text, max_bytes)
+    return base64.b64encode(raw).decode("ascii") if raw else ""
 
 
 def instance_id_of(global_job_id):
@@ -342,9 +329,9 @@ class CloudJobs:
                              "its own (or use the API)" % (self.api_account, self.submitter), errors.BAD_REQUEST)
         files = {}
         if user_data:
-            files[seed.USER_DATA_FILE] = base64.b64decode(user_data)
+            files[userdata.USER_DATA_FILE] = base64.b64decode(user_data)
         if key is not None:
-            files[seed.SSH_KEYS_FILE] = (key.public_key + "\n").encode("ascii")
+            files[userdata.SSH_KEYS_FILE] = (key.public_key + "\n").encode("ascii")
         schedd = self._schedd()
         with _input_files(files) as directory:
             if directory:
@@ -381,7 +368,7 @@ class CloudJobs:
         if info.state != RUNNING:
             raise InstanceStateError("instance %s is %s: its console can be read only while it runs"
                                      % (info.id, info.state))
-        return console_log.tail(info.cluster, info.proc, max_bytes, timeout=timeout)
+        return console.tail(info.cluster, info.proc, max_bytes, timeout=timeout)
 
     def remove(self, info, reason, linger=20.0):
         """Remove an instance's job (condor_rm) and make that final; returns the escalation timer (or None).

@@ -21,6 +21,7 @@ import time
 
 from condor_cloud.core import errors, qemuimg
 from condor_cloud.core.errors import CloudError
+from condor_cloud.core.files import fsync_dir
 from condor_cloud.node.sparsecopy import copy_sparse, data_segments
 
 LOCK_DIR = ".locks"
@@ -343,10 +344,3 @@ def free_bytes(path):
     return _free_bytes(path)
 
 
-def fsync_dir(path):
-    """Make a rename in directory path durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

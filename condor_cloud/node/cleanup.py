@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from condor_cloud.core import config
+from condor_cloud.core import config, processes
 from condor_cloud.node import instance_dirs, jobad
 from condor_cloud.node.cache import FILL_PREFIX, ImageCache
 from condor_cloud.core.errors import CloudError
@@ -339,7 +339,7 @@ def remove_dead_fills(cache_root, now, grace):
         if not name.startswith(FILL_PREFIX):
             continue
         pid = name.rpartition(".")[2]
-        alive = pid.isdigit() and instance_dirs.process_start_time(int(pid)) is not None
+        alive = pid.isdigit() and processes.process_start_time(int(pid)) is not None
         path = os.path.join(cache_root, name)
         try:
             old = now - os.stat(path).st_mtime > grace

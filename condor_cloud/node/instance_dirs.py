@@ -22,6 +22,7 @@ from typing import Optional
 
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError
+from condor_cloud.core.processes import ancestors, process_start_time
 
 META = "instance.json"
 TMP_META = ".%s.tmp" % META   # Instance.save writes this, then renames it to META
@@ -45,38 +46,6 @@ def new_uuid():
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
     return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
-
-
-def process_start_time(pid):
-    """The kernel's start time of pid (clock ticks since boot), or None if there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # Field 22; the command name (field 2) may contain spaces and parentheses, so split after its last ')'.
-    fields = data[data.rindex(b")") + 2:].split()
-    return int(fields[19])
-
-
-def parent_pid(pid):
-    """The parent pid of pid (from /proc), or None if there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return int(data[data.rindex(b")") + 2:].split()[1])
-
-
-def ancestors(pid=None):
-    """pid (default: this process) and its ancestors up to, not including, pid 1, nearest first."""
-    pid = os.getpid() if pid is None else pid
-    found = []
-    while pid and pid > 1 and pid not in found and len(found) < 64:
-        found.append(pid)
-        pid = parent_pid(pid)
-    return found
 
 
 def scratch_dir():

@@ -24,14 +24,12 @@ from typing import List, Optional
 
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError, shown
-from condor_cloud.master.keys import check_ssh_key  # one validator for CloudSSHKey and the API's key store
+from condor_cloud.core.sshkeys import check_ssh_key  # one validator for the seed and the API's key store
+from condor_cloud.core.userdata import MAX_USER_DATA, SSH_KEYS_FILE, USER_DATA_FILE, check_user_data
 
 VOLUME_LABEL = "cidata"
-MAX_USER_DATA = 64 * 1024          # bytes after base64 decoding (OpenStack's limit is 65535, EC2's 16 KiB)
 MAX_NETWORK_CONFIG = 64 * 1024
 MAX_KEYS = 16
-# base64 of MAX_USER_DATA bytes, plus room for line breaks a user's `base64` tool may insert.
-_MAX_USER_DATA_TEXT = 4 * ((MAX_USER_DATA + 2) // 3) * 2
 
 # Fixed names on the volume: (ISO9660 level-1 name, Rock Ridge and Joliet name).
 _FILES = {
@@ -42,67 +40,9 @@ _FILES = {
 
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_WHITESPACE = str.maketrans("", "", " \t\r\n")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 # ---------------------------------------------------------------------------------------------------- validation
-
-def decode_user_data(text):
-    """Decode user data given as base64 (the API's `user_data`, the job's CloudUserData).
-
-    Line breaks and spaces are ignored (so `base64` output with wrapped lines works); anything else that is not
-    base64 is an error. Returns the bytes, or None when text is empty. The result is checked by check_user_data.
-    """
-    if text is None:
-        return None
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("ascii")
-        except UnicodeDecodeError:
-            raise CloudError("user data must be base64-encoded (it contains non-ASCII bytes)",
-                             errors.BAD_REQUEST) from None
-    if not isinstance(text, str):
-        raise CloudError("user data must be a base64 string", errors.BAD_REQUEST)
-    if len(text) > _MAX_USER_DATA_TEXT:
-        raise CloudError("user data is too large: at most %d bytes (%d KiB) after base64 decoding"
-                         % (MAX_USER_DATA, MAX_USER_DATA // 1024), errors.BAD_REQUEST)
-    compact = text.translate(_WHITESPACE)
-    if not compact:
-        return None
-    try:
-        data = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        raise CloudError("user data is not valid base64 (it starts %s); encode the file with `base64 -w0 FILE`"
-                         % shown(compact, 20), errors.BAD_REQUEST) from None
-    return check_user_data(data)
-
-
-def check_user_data(data):
-    """Check raw user data: at most MAX_USER_DATA bytes, and either gzip or UTF-8 text without NUL bytes.
-
-    cloud-init accepts #cloud-config, scripts (#!), #include, #cloud-boothook, MIME multipart and gzip of any of
-    these; all are text or gzip, so anything else is junk that cloud-init would ignore or choke on.
-    """
-    if data is None:
-        return None
-    if not isinstance(data, bytes):
-        raise CloudError("user data must be bytes", errors.BAD_REQUEST)
-    if len(data) > MAX_USER_DATA:
-        raise CloudError("user data is too large: %d bytes, at most %d (%d KiB) are allowed"
-                         % (len(data), MAX_USER_DATA, MAX_USER_DATA // 1024), errors.BAD_REQUEST)
-    if data.startswith(_GZIP_MAGIC):
-        return data
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CloudError("user data is neither UTF-8 text nor gzip (binary data at byte %d); cloud-init accepts "
-                         "#cloud-config, scripts, MIME multipart or gzip of these" % exc.start,
-                         errors.BAD_REQUEST) from None
-    if "\x00" in text:
-        raise CloudError("user data contains a NUL byte at offset %d; cloud-init needs text or gzip"
-                         % text.index("\x00"), errors.BAD_REQUEST)
-    return data
 
 
 def check_hostname(hostname):
@@ -292,11 +232,6 @@ def read_seed(path):
 
 # ---------------------------------------------------------------------------------------------------- job inputs
 
-# Files the job brings into its sandbox (transfer_input_files), read by the prepare hook. They are input files, not
-# job attributes, because any user of the schedd can read any job's attributes (condor_q -l), and user data often
-# holds secrets; the sandbox on the node is readable only by the execute account.
-USER_DATA_FILE = "user-data"
-SSH_KEYS_FILE = "ssh-authorized-keys"
 _MAX_KEYS_FILE = MAX_KEYS * 16 * 1024
 
 

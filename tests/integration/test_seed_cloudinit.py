@@ -28,6 +28,7 @@ import tempfile
 
 import pytest
 
+from condor_cloud.core import userdata
 from condor_cloud.node import seed
 
 CLOUDINIT_REL = "usr/lib/python3/dist-packages/cloudinit"
@@ -146,7 +147,7 @@ def test_default_user_data_carries_the_key(tmp_path):
 
 def test_user_script_and_key(tmp_path):
     script = "#!/bin/sh\necho \"hello from $(hostname)\" > /dev/console\n"
-    user_data = seed.decode_user_data(base64.b64encode(script.encode()).decode())
+    user_data = userdata.decode_user_data(base64.b64encode(script.encode()).decode())
     got = build_and_read(tmp_path, hostname="web1", user_data=user_data, ssh_keys=[ED25519])
     assert base64.b64decode(got["userdata_raw"]) == script.encode()
     assert got["scripts"] == [script]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from condor_cloud.node import cleanup, instance_dirs
-from condor_cloud.core import config
+from condor_cloud.core import config, processes
 from condor_cloud.node.as_condor_cloud import exit_hook
 
 from support import job_ad
@@ -22,7 +22,7 @@ def make_instance(cloud, instance_id, pid=None, start_time=None, scratch=None, j
 
     The ONE place that knows how an instance records its starter."""
     pid = os.getpid() if pid is None else pid
-    start_time = instance_dirs.process_start_time(pid) if start_time is None else start_time
+    start_time = processes.process_start_time(pid) if start_time is None else start_time
     scratch = os.path.realpath(str(cloud.scratch)) if scratch is None else scratch
     instance_dirs.create(str(cloud.instances), instance_id, {"job": job, "owner": "alice", "uuid": "uuid-" + instance_id,
                                                          "mac": "02:00:00:00:00:07", "disks": []},
@@ -105,7 +105,7 @@ def test_an_orphan_is_kept_while_libvirt_is_unreachable(cloud, dead_pid):
 def test_a_live_starters_instance_is_kept_and_a_reused_pid_is_not_alive(cloud):
     settings = config.load_settings()
     live = make_instance(cloud, "5.0-0000beef")
-    reused = make_instance(cloud, "6.0-0000beef", start_time=instance_dirs.process_start_time(os.getpid()) - 1)
+    reused = make_instance(cloud, "6.0-0000beef", start_time=processes.process_start_time(os.getpid()) - 1)
     hv = Hypervisor()
     assert cleanup.reclaim_orphans(settings, hv, log=io.StringIO()) == [reused]
     assert present(cloud) == [live] and hv.destroyed == ["uuid-" + reused]
@@ -128,8 +128,8 @@ def test_exit_hook_leaves_an_instance_that_differs_in_one_respect(cloud, tmp_pat
     # The other instance names this very job (same GlobalJobId, and the ad carries its id): only what the node
     # recorded about the starter tells them apart.
     mine = make_instance(cloud, "7.0-0000beef")
-    other = {"pid": dict(pid=dead_pid, start_time=instance_dirs.process_start_time(os.getpid())),
-             "start time": dict(start_time=instance_dirs.process_start_time(os.getpid()) + 1),
+    other = {"pid": dict(pid=dead_pid, start_time=processes.process_start_time(os.getpid())),
+             "start time": dict(start_time=processes.process_start_time(os.getpid()) + 1),
              "scratch": dict(scratch=str(tmp_path))}[differs]
     theirs = make_instance(cloud, "7.0-0000cafe", **other)
     assert run_exit(job_ad(CloudInstanceId='"%s"' % theirs, CloudInstanceDir='"%s"' % (cloud.instances / theirs))) == 0

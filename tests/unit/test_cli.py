@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from condor_cloud.master import cli
+from condor_cloud.node import cli as node_cli  # noqa: F401  (registers `condor-cloud node ...`)
 from condor_cloud.master.jobs import CloudJobs
 
 from api.conftest import FakeSchedd, ED25519
@@ -227,7 +228,7 @@ def test_instance_console(run, cloud, mocker):
     fake = FakeSchedd()
     mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
     created = CloudJobs(lambda: fake, submitter="condor-cloud-api").submit("alice", "demo.qcow2", Profile("small", 512, 1), "web")
-    tail = mocker.patch("condor_cloud.node.console_log.tail", return_value="\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n")
+    tail = mocker.patch("condor_cloud.master.console.tail", return_value="\x1b]0;title\x07login: \x1b[1mroot\x1b[0m\n")
     r = run("instance", "console", created.id)
     assert r.exit_code == 1 and "is PENDING: its console can be read only while it runs" in r.output
     fake.set_status(created.cluster, 2)

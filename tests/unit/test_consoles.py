@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from condor_cloud.master import console
 from condor_cloud.node import console_log
 from condor_cloud.core import errors
 from condor_cloud.node.as_condor_cloud import prepare_hook
@@ -123,8 +124,8 @@ def test_console_directory_is_writable_by_the_execute_account_alone():
 
 def test_clean_removes_escape_sequences_and_control_characters():
     raw = "\x1b[2J\x1b[1;31mred\x1b[0m \x1b]0;owned title\x07ok\r\nbell\x07 nul\x00 tab\tend\x1bc\n\x9b"
-    assert console_log.clean(raw) == "red ok\nbell nul tab\tend\n"
-    assert console_log.clean("plain\nlines\n") == "plain\nlines\n"
+    assert console.clean(raw) == "red ok\nbell nul tab\tend\n"
+    assert console.clean("plain\nlines\n") == "plain\nlines\n"
 
 
 class FakeRun:
@@ -142,14 +143,14 @@ class FakeRun:
 
 def test_tail_asks_condor_tail_for_the_jobs_output_file_only():
     run = FakeRun(stdout="boot ok \xe9\n".encode("latin-1"))
-    assert console_log.tail(12, 0, 4096, run=run) == "boot ok \ufffd\n"
+    assert console.tail(12, 0, 4096, run=run) == "boot ok \ufffd\n"
     assert run.calls == [["condor_tail", "-maxbytes", "4096", "12.0"]]
 
 
 def test_tail_reports_condor_tails_reason():
     run = FakeRun(1, stderr=b"bob is not authorized for access to the starter for job 12.0\n")
     with pytest.raises(CloudError) as e:
-        console_log.tail(12, 0, run=run)
+        console.tail(12, 0, run=run)
     assert e.value.message == ("cannot read the console of job 12.0: 'bob is not authorized for access to the "
                                "starter for job 12.0'")
 
@@ -160,7 +161,7 @@ def test_tail_reports_condor_tails_reason():
 ])
 def test_tail_without_a_working_condor_tail(exc, message):
     with pytest.raises(CloudError) as e:
-        console_log.tail(1, 0, run=FakeRun(exc=exc))
+        console.tail(1, 0, run=FakeRun(exc=exc))
     assert e.value.message == message
 
 
@@ -169,5 +170,5 @@ def test_tail_without_a_working_condor_tail(exc, message):
 def test_tail_refuses_bad_arguments_without_running_anything(cluster, proc, max_bytes):
     run = FakeRun()
     with pytest.raises(CloudError) as e:
-        console_log.tail(cluster, proc, max_bytes, run=run)
+        console.tail(cluster, proc, max_bytes, run=run)
     assert e.value.code == errors.BAD_REQUEST and run.calls == []

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.core import processes
 from condor_cloud.node.as_condor_cloud import exit_hook, update_hook
 from condor_cloud.node.as_root import xml_script
 from condor_cloud.node.cache import ImageCache
@@ -105,5 +106,5 @@ def test_a_dead_starters_instance_is_not_found_by_the_xml_script(cloud, victim):
 
 
 def test_ancestors_walks_up_from_this_process():
-    chain = instance_dirs.ancestors()
+    chain = processes.ancestors()
     assert chain[0] == os.getpid() and chain[1] == os.getppid()

@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from condor_cloud.core import errors
+from condor_cloud.core import sshkeys
 from condor_cloud.master import keys
 from condor_cloud.core.errors import CloudError
 
@@ -30,14 +31,14 @@ def _blob(*strings):
 
 @pytest.mark.parametrize("key", [ED25519, RSA, ECDSA])
 def test_good_keys(key):
-    assert keys.check_ssh_key(key) == key
-    assert keys.check_ssh_key("  " + key.replace(" ", "\t ") + "  ") == key
+    assert sshkeys.check_ssh_key(key) == key
+    assert sshkeys.check_ssh_key("  " + key.replace(" ", "\t ") + "  ") == key
 
 
 def test_key_without_comment_and_comment_with_spaces():
     kind, body, _ = ED25519.split(" ", 2)
-    assert keys.check_ssh_key("%s %s" % (kind, body)) == "%s %s" % (kind, body)
-    assert keys.check_ssh_key("%s %s  my   laptop " % (kind, body)) == "%s %s my laptop" % (kind, body)
+    assert sshkeys.check_ssh_key("%s %s" % (kind, body)) == "%s %s" % (kind, body)
+    assert sshkeys.check_ssh_key("%s %s  my   laptop " % (kind, body)) == "%s %s my laptop" % (kind, body)
 
 
 @pytest.mark.parametrize("key,message", [
@@ -58,33 +59,33 @@ def test_key_without_comment_and_comment_with_spaces():
 ])
 def test_bad_keys(key, message):
     with pytest.raises(CloudError, match=message) as info:
-        keys.check_ssh_key(key)
+        sshkeys.check_ssh_key(key)
     assert info.value.code == errors.BAD_REQUEST
 
 
 # ------------------------------------------------------------------------------------- the key store's additions
 
 def test_key_store_takes_one_key_with_blank_space_around():
-    assert keys.parse_public_key("\n  %s \r\n" % ED25519) == ED25519
+    assert sshkeys.parse_public_key("\n  %s \r\n" % ED25519) == ED25519
     with pytest.raises(CloudError, match="one line") as info:
-        keys.parse_public_key(ED25519 + "\n" + RSA)
+        sshkeys.parse_public_key(ED25519 + "\n" + RSA)
     assert info.value.code == errors.BAD_REQUEST
 
 
 def test_key_store_checks_with_check_ssh_key():
     with pytest.raises(CloudError, match="type 'ssh-dss' is not supported") as info:
-        keys.parse_public_key("ssh-dss AAAAB3NzaC1kc3MAAACBAP")
+        sshkeys.parse_public_key("ssh-dss AAAAB3NzaC1kc3MAAACBAP")
     assert info.value.code == errors.BAD_REQUEST
 
 
 @pytest.mark.parametrize("comment", ["alice@laptop", "a.b_c+d=e:f,g/h-i", "c" * 200])
 def test_key_store_comment_alphabet(comment):
-    assert keys.parse_public_key(_with_comment(comment)) == _with_comment(comment)
+    assert sshkeys.parse_public_key(_with_comment(comment)) == _with_comment(comment)
 
 
 @pytest.mark.parametrize("comment", ['x"$(Owner)', "my laptop", "back\\slash", "caf\u00e9", "c" * 201])
 def test_key_store_refuses_comments_the_seed_takes(comment):
-    assert keys.check_ssh_key(_with_comment(comment)) == _with_comment(comment)
+    assert sshkeys.check_ssh_key(_with_comment(comment)) == _with_comment(comment)
     with pytest.raises(CloudError, match="comment") as info:
-        keys.parse_public_key(_with_comment(comment))
+        sshkeys.parse_public_key(_with_comment(comment))
     assert info.value.code == errors.BAD_REQUEST

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from condor_cloud.core import errors
-from condor_cloud.master import keys
+from condor_cloud.core import sshkeys, userdata
 from condor_cloud.node import seed
 from condor_cloud.core.errors import CloudError
 
@@ -176,46 +176,46 @@ def b64(data):
 
 
 def test_decode_user_data():
-    assert seed.decode_user_data(b64(SCRIPT)) == SCRIPT
-    assert seed.decode_user_data(b64(SCRIPT).encode("ascii")) == SCRIPT
+    assert userdata.decode_user_data(b64(SCRIPT)) == SCRIPT
+    assert userdata.decode_user_data(b64(SCRIPT).encode("ascii")) == SCRIPT
     wrapped = base64.encodebytes(SCRIPT * 10).decode("ascii")       # 76-column lines, like `base64`
-    assert "\n" in wrapped and seed.decode_user_data(wrapped) == SCRIPT * 10
-    assert seed.decode_user_data(None) is None
-    assert seed.decode_user_data("") is None
-    assert seed.decode_user_data(" \n ") is None
+    assert "\n" in wrapped and userdata.decode_user_data(wrapped) == SCRIPT * 10
+    assert userdata.decode_user_data(None) is None
+    assert userdata.decode_user_data("") is None
+    assert userdata.decode_user_data(" \n ") is None
 
 
 @pytest.mark.parametrize("text", ["not base64!", "YWJj$", "YWJjZA=", "YW=Jj", "#cloud-config", "YWJj\x00"])
 def test_bad_base64(text):
     with pytest.raises(CloudError, match="not valid base64") as info:
-        seed.decode_user_data(text)
+        userdata.decode_user_data(text)
     assert info.value.code == errors.BAD_REQUEST
 
 
 def test_non_ascii_base64():
     with pytest.raises(CloudError, match="base64"):
-        seed.decode_user_data("YWJj\u00e9")
+        userdata.decode_user_data("YWJj\u00e9")
     with pytest.raises(CloudError, match="non-ASCII"):
-        seed.decode_user_data(b"YWJj\xff")
+        userdata.decode_user_data(b"YWJj\xff")
 
 
 def test_user_data_size_limit():
-    limit = seed.MAX_USER_DATA
-    assert len(seed.decode_user_data(b64(b"#" * limit))) == limit
-    with pytest.raises(CloudError, match="too large"):
-        seed.decode_user_data(b64(b"#" * (limit + 1)))
-    with pytest.raises(CloudError, match="too large"):
-        seed.decode_user_data("A" * (50 * 1024 * 1024))     # refused before decoding
-    with pytest.raises(CloudError, match="too large"):
+    limit = userdata.MAX_USER_DATA
+    assert len(userdata.decode_user_data(b64(b"#" * limit))) == limit
+    with pytest.raises(CloudError, match="larger than 65536 bytes"):
+        userdata.decode_user_data(b64(b"#" * (limit + 1)))
+    with pytest.raises(CloudError, match="larger than 65536 bytes"):
+        userdata.decode_user_data("A" * (50 * 1024 * 1024))     # refused before decoding
+    with pytest.raises(CloudError, match="larger than 65536 bytes"):
         seed.build_seed("/nonexistent/seed.iso", ID, "web1", user_data=b"#" * (limit + 1))
 
 
 def test_user_data_kinds():
     gz = gzip.compress(b"\x00\xff binary inside gzip is the guest's business", mtime=0)
-    assert seed.check_user_data(gz) == gz
+    assert userdata.check_user_data(gz) == gz
     mime = b"Content-Type: multipart/mixed; boundary=\"==x==\"\nMIME-Version: 1.0\n\n--==x==\n"
-    assert seed.check_user_data(mime) == mime
-    assert seed.check_user_data("#cloud-config\nhostname: \u00e9\n".encode("utf-8"))
+    assert userdata.check_user_data(mime) == mime
+    assert userdata.check_user_data("#cloud-config\nhostname: \u00e9\n".encode("utf-8"))
 
 
 @pytest.mark.parametrize("data,message", [
@@ -225,7 +225,7 @@ def test_user_data_kinds():
 ])
 def test_binary_junk_is_refused(data, message):
     with pytest.raises(CloudError, match=message) as info:
-        seed.decode_user_data(b64(data))
+        userdata.decode_user_data(b64(data))
     assert info.value.code == errors.BAD_REQUEST
 
 
@@ -248,7 +248,7 @@ def test_hostile_user_data_stays_inside_user_data(tmp_path):
 
 def test_ssh_keys_use_the_shared_validator():
     # check_ssh_key is tested in test_keys.py; unlike the key store, CloudSSHKey may carry any printable comment.
-    assert seed.check_ssh_key is keys.check_ssh_key
+    assert seed.check_ssh_key is sshkeys.check_ssh_key
     key = ED25519.rsplit(" ", 1)[0] + ' my "old" laptop'
     assert seed.parse_ssh_keys(key) == [key]
 
@@ -295,7 +295,7 @@ def test_inputs_from_job_read_the_sandbox_files(tmp_path):
     ("ssh-authorized-keys", b"\xff\xfe", "not UTF-8"),
     ("user-data", b"#!/bin/sh\n\x00", "NUL byte"),
     ("user-data", b"\xff" * 10, "neither UTF-8"),
-    ("user-data", b"x" * (seed.MAX_USER_DATA + 1), "too large"),
+    ("user-data", b"x" * (userdata.MAX_USER_DATA + 1), "too large"),
 ])
 def test_bad_sandbox_files_are_bad_requests(tmp_path, name, content, message):
     (tmp_path / name).write_bytes(content)

@@ -9,7 +9,7 @@ from flask import g, request
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError, shown
 from condor_cloud.core.images import check_image_name
-from condor_cloud.master.jobs import InstanceStateError, check_instance_name, check_user_data
+from condor_cloud.master.jobs import InstanceStateError, check_instance_name, user_data_for_job
 from condor_cloud.master.keys import NoSuchKey, check_keyname
 from condor_cloud.master.api import csrf, json_format, models
 from condor_cloud.master.api.app import _ctx, check_password, current_user, html_redirect, no_content, params, respond
@@ -193,7 +193,7 @@ def instance_show(instance_id):
 def _user_data(args):
     settings = _settings()
     if args.get("user_data"):
-        return check_user_data(args["user_data"], settings.max_user_data)
+        return user_data_for_job(args["user_data"], settings.max_user_data)
     text = args.get("user_data_text", "")
     if text:
         # The browser form sends plain text (no JavaScript to encode it).
@@ -284,7 +284,7 @@ def instance_console(instance_id):
     of the Deltacloud API). Escape sequences and control characters are removed; ?bytes=N (default 16 KiB)."""
     from flask import Response
 
-    from condor_cloud.node.console_log import DEFAULT_BYTES, MAX_BYTES, clean
+    from condor_cloud.master.console import DEFAULT_BYTES, MAX_BYTES, clean
 
     user = current_user()
     info = _get_instance(instance_id, user)

@@ -22,7 +22,7 @@ from condor_cloud.core.errors import CloudError
 from condor_cloud.master.jobs import (InstanceStateError,
     NoSuchInstance,
     check_instance_name,
-    check_user_data,
+    user_data_for_job,
     classad_string)
 from condor_cloud.master.keys import NoSuchKey, check_keyname, parse_public_key
 from condor_cloud.master.ec2 import model
@@ -231,7 +231,7 @@ def run_instances(call):
         except (NoSuchKey, CloudError):
             raise not_found("key", [key_name]) from None
     user_data = p.str("UserData")
-    user_data = check_user_data(user_data, settings.api.max_user_data) if user_data else ""
+    user_data = user_data_for_job(user_data, settings.api.max_user_data) if user_data else ""
     client_token = p.str("ClientToken", max_len=64)
     if client_token is not None and not _TOKEN_RE.fullmatch(client_token):
         raise invalid("ClientToken must be 1 to 64 letters, digits or @._+=:,/-")

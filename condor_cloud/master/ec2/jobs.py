@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from condor_cloud.master.jobs import PROJECTION, CloudJobs, InstanceInfo, info_from_ad, _get
-from condor_cloud.node.seed import USER_DATA_FILE
+from condor_cloud.core.userdata import USER_DATA_FILE
 
 log = logging.getLogger("condor_cloud.master.ec2")
 

@@ -239,7 +239,7 @@ def test_hand_submitted_vm_job_visible_to_admin_only(env):
 
 def test_console_of_a_running_instance_is_clean_plain_text(env, mocker):
     inst = launch(env).get_json()["instance"]
-    tail = mocker.patch("condor_cloud.node.console_log.tail", return_value="\x1b[1mBooting\x1b[0m\r\n<script>x</script>\n")
+    tail = mocker.patch("condor_cloud.master.console.tail", return_value="\x1b[1mBooting\x1b[0m\r\n<script>x</script>\n")
     assert env.client.get("/api/instances/%s/console" % inst["id"], headers=jsonh()).status_code == 409
     assert tail.call_count == 0                                        # PENDING: not read
     env.schedd.set_status(42, 2)
@@ -257,7 +257,7 @@ def test_console_is_for_the_owner_only_and_reports_condor_tail_errors(env, mocke
 
     inst = launch(env).get_json()["instance"]
     env.schedd.set_status(42, 2)
-    tail = mocker.patch("condor_cloud.node.console_log.tail", side_effect=CloudError("cannot read the console of job "
+    tail = mocker.patch("condor_cloud.master.console.tail", side_effect=CloudError("cannot read the console of job "
                                                                               "42.0: 'Job not running'"))
     assert env.client.get("/api/instances/%s/console" % inst["id"], headers=jsonh("bob")).status_code == 404
     assert env.client.get("/api/instances/%s/console" % inst["id"]).status_code == 401
@@ -289,7 +289,7 @@ def test_console_answers_text_plain_and_never_waits_long_for_a_busy_node(env, mo
 
     inst = launch(env).get_json()["instance"]
     env.schedd.set_status(42, 2)
-    tail = mocker.patch("condor_cloud.node.console_log.tail", return_value="login: ")
+    tail = mocker.patch("condor_cloud.master.console.tail", return_value="login: ")
     r = env.client.get("/api/instances/%s/console" % inst["id"], headers=dict(jsonh(), Accept="text/plain"))
     assert r.status_code == 200 and r.data == b"login: "
     assert tail.call_args.kwargs["timeout"] <= 5  # the worker is free again within seconds
