@@ -56,7 +56,7 @@ def cache_list(as_json):
 def cache_prune(prune_all, as_json):
     """Evict least recently used entries that no instance uses."""
     from condor_cloud.node.cache import ImageCache
-    from condor_cloud.node.cleanup import entries_in_use
+    from condor_cloud.node.reclaim import entries_in_use
 
     with cloud_errors():
         settings = _node_settings()

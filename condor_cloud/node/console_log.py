@@ -1,4 +1,4 @@
-"""Serial consoles: where an instance's console log lives on its node, and how its owner reads it.
+"""Serial console logs on a node: where an instance's console log lives, and who makes and prunes it.
 
 On the node, libvirt's virtlogd writes the serial console to CLOUD_CONSOLE_DIR/<instance id>.log (virtlogd caps
 its size). The prepare hook creates that file first, owned by the execute account, and hard-links it into the
@@ -7,17 +7,14 @@ is writable by the execute account alone (condor-cloud, mode 2750): no other acc
 The same account prunes old logs (prune). The owner then reads it from the submit side with `condor_tail <job>`
 (HTCondor's STARTER_PEEK: only the job's owner, only the job's output file in its sandbox, which the master's
 CloudConsole transform sets to console.log for VM jobs, with TransferOut = false). `condor-cloud instance console` and the
-API's console link do exactly that.
+API's console link do exactly that (condor_cloud/master/console.py).
 """
 
 import errno
 import os
 import re
-import subprocess
 import time
 
-from condor_cloud.core import errors
-from condor_cloud.core.errors import CloudError, shown
 
 SANDBOX_NAME = "console.log"
 

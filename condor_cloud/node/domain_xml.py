@@ -9,7 +9,6 @@ from typing import List, Optional
 
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError, shown
-from condor_cloud.node.macs import check_mac, mac_for  # noqa: F401  (part of this module's interface)
 
 TEMPLATE = "domain.xml.j2"
 _NET_RE = re.compile(r"(bridge|network):[A-Za-z0-9][A-Za-z0-9_.-]{0,63}|user|none")

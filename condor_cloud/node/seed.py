@@ -13,8 +13,6 @@ Everything a user controls is validated here with CloudError(..., BAD_REQUEST) m
 see docs/CONTEXTUALIZATION.txt. Built with pycdlib (pure Python, packaged as python3-pycdlib).
 """
 
-import base64
-import binascii
 import io
 import json
 import os

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.node import reclaim, instance_dirs
+from condor_cloud.node import libvirt_conn
 from condor_cloud.core import config, processes
 from condor_cloud.node.as_condor_cloud import exit_hook
 
@@ -31,7 +32,7 @@ def make_instance(cloud, instance_id, pid=None, start_time=None, scratch=None, j
 
 
 class Hypervisor:
-    """The cleanup's libvirt seam (cleanup.Libvirt): destroys domains by UUID and lists the running ones with the
+    """The cleanup's libvirt seam (libvirt_conn.Libvirt): destroys domains by UUID and lists the running ones with the
     files of their disks. fail: libvirt unreachable; fail_destroy: it lists but cannot destroy."""
 
     def __init__(self, fail=False, domains=(), fail_destroy=False):
@@ -76,9 +77,9 @@ def test_a_directory_without_readable_instance_json_gets_the_grace_period(cloud,
     made = os.stat(str(path)).st_mtime
     hv = Hypervisor()
     log = io.StringIO()
-    assert cleanup.reclaim_orphans(settings, hv, now=made + settings.orphan_grace - 1, log=log) == []
+    assert reclaim.reclaim_orphans(settings, hv, now=made + settings.orphan_grace - 1, log=log) == []
     assert present(cloud) == ["3.0-0000beef"]
-    assert cleanup.reclaim_orphans(settings, hv, now=made + settings.orphan_grace + 1, log=log) == ["3.0-0000beef"]
+    assert reclaim.reclaim_orphans(settings, hv, now=made + settings.orphan_grace + 1, log=log) == ["3.0-0000beef"]
     assert present(cloud) == [] and hv.destroyed == []
 
 
@@ -87,18 +88,18 @@ def test_an_orphan_is_kept_while_libvirt_is_unreachable(cloud, dead_pid):
     settings = config.load_settings()
     orphan = make_instance(cloud, "4.0-0000beef", pid=dead_pid, start_time=12345)
     log = io.StringIO()
-    assert cleanup.reclaim_orphans(settings, Hypervisor(fail=True), log=log) == []
+    assert reclaim.reclaim_orphans(settings, Hypervisor(fail=True), log=log) == []
     assert present(cloud) == [orphan]
     assert log.getvalue() == ("condor-cloud cleanup: cannot list libvirt's running domains (libvirt unreachable): "
                               "no instance directory holding disks is removed and no cache entry evicted until "
                               "libvirt answers\n")
     log = io.StringIO()
-    assert cleanup.reclaim_orphans(settings, Hypervisor(fail_destroy=True), log=log) == []
+    assert reclaim.reclaim_orphans(settings, Hypervisor(fail_destroy=True), log=log) == []
     assert present(cloud) == [orphan]
     assert log.getvalue() == ("condor-cloud cleanup: cannot destroy domain of orphan %s: libvirt unreachable\n"
                               % orphan)
     hv = Hypervisor()
-    assert cleanup.reclaim_orphans(settings, hv, log=log) == [orphan]       # libvirt back: reclaimed
+    assert reclaim.reclaim_orphans(settings, hv, log=log) == [orphan]       # libvirt back: reclaimed
     assert hv.destroyed == ["uuid-" + orphan] and present(cloud) == []
 
 
@@ -107,7 +108,7 @@ def test_a_live_starters_instance_is_kept_and_a_reused_pid_is_not_alive(cloud):
     live = make_instance(cloud, "5.0-0000beef")
     reused = make_instance(cloud, "6.0-0000beef", start_time=processes.process_start_time(os.getpid()) - 1)
     hv = Hypervisor()
-    assert cleanup.reclaim_orphans(settings, hv, log=io.StringIO()) == [reused]
+    assert reclaim.reclaim_orphans(settings, hv, log=io.StringIO()) == [reused]
     assert present(cloud) == [live] and hv.destroyed == ["uuid-" + reused]
 
 

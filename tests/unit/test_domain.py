@@ -135,12 +135,6 @@ def test_every_shared_segment_nic_carries_the_clean_traffic_filter(case):
         assert nic.find("mac").get("address") == BASE["mac"]
 
 
-def test_the_mac_functions_are_the_macs_modules():
-    from condor_cloud.node import macs
-
-    assert domain_xml.mac_for is macs.mac_for and domain_xml.check_mac is macs.check_mac
-
-
 def test_seed_cdrom_takes_the_first_free_sd_name():
     assert domain_xml.cdrom_device(set()) == "sda"
     assert domain_xml.cdrom_device({"vda", "sda", "sdc"}) == "sdb"

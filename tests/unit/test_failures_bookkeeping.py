@@ -1,7 +1,7 @@
 """Issue 17 item 3: damaged bookkeeping never makes the cleanup delete or evict what is in use.
 
 What is in use comes from what the system says: libvirt's running domains and the files of their disks' chains
-(faked here through the cleanup's hypervisor seam; cleanup.Libvirt.running_domains is tested against a fake
+(faked here through the cleanup's hypervisor seam; libvirt_conn.Libvirt.running_domains is tested against a fake
 libvirt module), the recorded starter's pid and start time, and the lock a running prepare hook holds on its
 instance directory. An unreadable instance.json means "keep it and log it"."""
 
@@ -14,7 +14,9 @@ import types
 
 import pytest
 
-from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.node import reclaim, instance_dirs
+from condor_cloud.node import libvirt_conn
+from condor_cloud.node.as_condor import cleanup
 from condor_cloud.core import config
 from condor_cloud.node.as_condor_cloud import prepare_hook
 from condor_cloud.node.cache import ImageCache
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.subprocess  # real prepare hooks (qemu-img), stand-in s
 
 
 class Hypervisor:
-    """The cleanup's seam: lists running domains (cleanup.Domain) and destroys them by UUID."""
+    """The cleanup's seam: lists running domains (libvirt_conn.Domain) and destroys them by UUID."""
 
     def __init__(self, domains=(), fail=False):
         self.domains = list(domains)
@@ -91,7 +93,7 @@ def test_a_live_instance_with_damaged_bookkeeping_is_kept_and_its_base_not_evict
     damage(path, how)
     os.utime(path, (1, 1))                              # far older than CLOUD_ORPHAN_GRACE
     demo.write_config("CLOUD_CACHE_MAX_SIZE = 1\n")     # every entry is over the limit
-    domains = [cleanup.Domain("u-1", "alice_7.0", (overlay, entry.path))] if domain_runs else []
+    domains = [libvirt_conn.Domain("u-1", "alice_7.0", (overlay, entry.path))] if domain_runs else []
     hv = Hypervisor(domains)
     log = run_cleanup(hv)
     assert os.path.isdir(path) and set(before) - {"instance.json"} <= set(os.listdir(path))
@@ -111,15 +113,15 @@ def test_an_orphan_is_kept_while_another_domain_uses_its_overlay(demo):
         starter.wait()
     recorded = instance_dirs.load(str(demo.instances), instance_id).meta["uuid"]
     [entry] = ImageCache(str(demo.cache)).entries()
-    hv = Hypervisor([cleanup.Domain("fallback-uuid", "alice_7.0", (os.path.join(path, "vda.qcow2"), entry.path))])
+    hv = Hypervisor([libvirt_conn.Domain("fallback-uuid", "alice_7.0", (os.path.join(path, "vda.qcow2"), entry.path))])
     log = io.StringIO()
     settings = config.load_settings()
-    assert cleanup.reclaim_orphans(settings, hv, log=log) == []
+    assert reclaim.reclaim_orphans(settings, hv, log=log) == []
     assert os.path.isdir(path) and hv.destroyed == [recorded]
     assert log.getvalue() == ("condor-cloud cleanup: orphan %s is kept: domain alice_7.0 (fallback-uuid) still "
                               "uses its disks\n" % instance_id)
     hv.domains = []                                     # that domain ended: reclaimed
-    assert cleanup.reclaim_orphans(settings, hv, log=io.StringIO()) == [instance_id]
+    assert reclaim.reclaim_orphans(settings, hv, log=io.StringIO()) == [instance_id]
 
 
 def test_an_entry_in_a_running_domains_chain_is_never_evicted(demo):
@@ -128,7 +130,7 @@ def test_an_entry_in_a_running_domains_chain_is_never_evicted(demo):
     [entry] = ImageCache(str(demo.cache)).entries()
     instance_dirs.remove(str(demo.instances), instance_id)
     demo.write_config("CLOUD_CACHE_MAX_SIZE = 1\n")
-    run_cleanup(Hypervisor([cleanup.Domain("u-1", "alice_7.0", ("/elsewhere/vda.qcow2", entry.path))]))
+    run_cleanup(Hypervisor([libvirt_conn.Domain("u-1", "alice_7.0", ("/elsewhere/vda.qcow2", entry.path))]))
     assert entry_names(demo) == [entry.filename]
     log = run_cleanup(Hypervisor(fail=True))            # libvirt does not answer: nothing is evicted
     assert entry_names(demo) == [entry.filename]
@@ -146,7 +148,7 @@ def test_a_running_domain_keeps_a_damaged_directory_through_a_symlinked_instance
     os.unlink(os.path.join(path, "seed.iso"))
     os.utime(path, (1, 1))
     overlay = os.path.join(str(link), instance_id, "vda.qcow2")
-    log = run_cleanup(Hypervisor([cleanup.Domain("u-1", "alice_7.0", (overlay,))]))
+    log = run_cleanup(Hypervisor([libvirt_conn.Domain("u-1", "alice_7.0", (overlay,))]))
     assert os.path.isdir(path)
     assert "that domain alice_7.0 (u-1) uses" in log
 
@@ -159,13 +161,13 @@ def test_a_directory_whose_prepare_still_runs_is_kept(demo):
     path.mkdir()
     (path / "instance.json").write_bytes(b"{\"id\": ")
     os.utime(str(path), (1, 1))
-    fd = cleanup.hold_prepare_lock(str(path))
+    fd = reclaim.hold_prepare_lock(str(path))
     try:
-        assert cleanup.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == []
+        assert reclaim.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == []
         assert path.is_dir()
     finally:
         os.close(fd)
-    assert cleanup.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == ["9.0-0000beef"]
+    assert reclaim.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == ["9.0-0000beef"]
 
 
 def test_an_orphan_whose_prepare_still_runs_is_kept(demo):
@@ -175,12 +177,12 @@ def test_an_orphan_whose_prepare_still_runs_is_kept(demo):
     starter.kill()
     starter.wait()
     settings = config.load_settings()
-    fd = cleanup.hold_prepare_lock(path)
+    fd = reclaim.hold_prepare_lock(path)
     try:
-        assert cleanup.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == []
+        assert reclaim.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == []
     finally:
         os.close(fd)
-    assert cleanup.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == [instance_id]
+    assert reclaim.reclaim_orphans(settings, Hypervisor(), log=io.StringIO()) == [instance_id]
 
 
 def test_the_prepare_hook_holds_its_directorys_lock_while_it_runs(demo, monkeypatch):
@@ -188,12 +190,12 @@ def test_the_prepare_hook_holds_its_directorys_lock_while_it_runs(demo, monkeypa
     real = prepare_hook.qemuimg.create_overlay
 
     def create_overlay(qemu_img, base, fmt, overlay):
-        seen.append(cleanup.prepare_running(os.path.dirname(overlay)))
+        seen.append(reclaim.prepare_running(os.path.dirname(overlay)))
         return real(qemu_img, base, fmt, overlay)
 
     monkeypatch.setattr(prepare_hook.qemuimg, "create_overlay", create_overlay)
     _, path = prepare()
-    assert seen == [True] and not cleanup.prepare_running(path)   # released when the hook returns
+    assert seen == [True] and not reclaim.prepare_running(path)   # released when the hook returns
 
 
 def test_eviction_reads_the_overlay_header_when_instance_json_is_damaged_and_refuses_when_it_cannot(demo):
@@ -201,10 +203,10 @@ def test_eviction_reads_the_overlay_header_when_instance_json_is_damaged_and_ref
     [entry] = ImageCache(str(demo.cache)).entries()
     damage(path, "truncated")
     log = io.StringIO()
-    assert cleanup.entries_in_use(str(demo.instances), str(demo.cache), log=log) == {entry.filename}
+    assert reclaim.entries_in_use(str(demo.instances), str(demo.cache), log=log) == {entry.filename}
     with open(os.path.join(path, "vda.qcow2"), "r+b") as f:
         f.truncate(12)                                  # the header is cut: which base it uses is unknown
-    used = cleanup.entries_in_use(str(demo.instances), str(demo.cache), log=log)
+    used = reclaim.entries_in_use(str(demo.instances), str(demo.cache), log=log)
     assert "any-entry@0123456789abcdef.qcow2" in used   # everything counts as in use: nothing is evicted
     assert "evicting nothing: %s (instance %s has a damaged instance.json)" % (path, instance_id) in log.getvalue()
     demo.write_config("CLOUD_CACHE_MAX_SIZE = 1\n")
@@ -247,7 +249,7 @@ LIVE_XML = """<domain type='kvm' id='7'>
 
 
 def test_disk_files_lists_every_disk_and_its_backing_chain():
-    assert cleanup.disk_files(LIVE_XML) == (
+    assert libvirt_conn.disk_files(LIVE_XML) == (
         "/var/lib/condor-cloud/instances/7.0-0000beef/vda.qcow2",
         "/var/lib/condor-cloud/local_cache/demo.qcow2@0123456789abcdef.qcow2",
         "/var/lib/condor-cloud/instances/7.0-0000beef/seed.iso",
@@ -291,7 +293,7 @@ def test_libvirt_running_domains_lists_active_domains_and_skips_one_that_ended(m
     opened = []
     fake.open = lambda uri: opened.append(uri) or Conn()
     monkeypatch.setitem(sys.modules, "libvirt", fake)
-    [domain] = cleanup.Libvirt("qemu:///system").running_domains()
+    [domain] = libvirt_conn.Libvirt("qemu:///system").running_domains()
     assert opened == ["qemu:///system"]
     assert (domain.uuid, domain.name) == ("uuid-alice_7.0", "alice_7.0")
-    assert domain.files == cleanup.disk_files(LIVE_XML)
+    assert domain.files == libvirt_conn.disk_files(LIVE_XML)

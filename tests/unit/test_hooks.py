@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 import classad2
 import pytest
 
-from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.node import reclaim, instance_dirs
+from condor_cloud.node.as_condor import cleanup
 from condor_cloud.core import errors
 from condor_cloud.node.as_condor_cloud import exit_hook, prepare_hook
 from condor_cloud.node.as_root import xml_script

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from condor_cloud.node import cleanup, instance_dirs
+from condor_cloud.node import reclaim, instance_dirs
+from condor_cloud.node.as_condor import cleanup
 from condor_cloud.core import processes
 from condor_cloud.node.as_condor_cloud import exit_hook, update_hook
 from condor_cloud.node.as_root import xml_script

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from condor_cloud.node import cleanup, console_log, domain_xml, instance_dirs, jobad, seed
+from condor_cloud.node import reclaim, console_log, domain_xml, instance_dirs, jobad, seed
 from condor_cloud.core import config, errors, images, qemuimg
 from condor_cloud.node.cache import ImageCache
 from condor_cloud.node.macs import check_mac, mac_for
@@ -67,8 +67,8 @@ class Prepare:
             "disks": [],
         }, self.starter)
         # Held until this hook exits: the cleanup never removes a directory whose prepare still runs, whatever
-        # state its instance.json is in (cleanup.prepare_running).
-        self.dir_lock = cleanup.hold_prepare_lock(self.instance.path)
+        # state its instance.json is in (reclaim.prepare_running).
+        self.dir_lock = reclaim.hold_prepare_lock(self.instance.path)
 
         cache = ImageCache(self.settings.image_cache, self.settings.qemu_img)
         vm_disk = []
@@ -119,7 +119,7 @@ class Prepare:
         need = image.allocated + (64 << 20)
         if free_bytes(cache.root) < need and cache.lookup(image.name, image.version) is None:
             cache.evict(self.settings.cache_max_size,
-                        lambda: cleanup.entries_in_use(self.settings.instance_dir, cache.root), need_free=need)
+                        lambda: reclaim.entries_in_use(self.settings.instance_dir, cache.root), need_free=need)
 
     def undo(self):
         """Remove what this run made on the instance filesystem (its cache fills are complete entries: kept)."""

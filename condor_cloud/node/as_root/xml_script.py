@@ -100,7 +100,7 @@ def main(argv=None, stdin=None, stdout=None, hypervisor=None, scratch=None):
         settings = config.load_settings()
         params = build_params(settings, jobad.read_ad(stdin), scratch=scratch)
         try:
-            from condor_cloud.node.cleanup import Libvirt
+            from condor_cloud.node.libvirt_conn import Libvirt
 
             reap_stale_domain(settings, params.name, params.uuid, hypervisor or Libvirt(settings.libvirt_uri))
         except CloudError:

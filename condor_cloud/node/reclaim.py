@@ -1,5 +1,5 @@
-"""The periodic cleanup (a STARTD_CRON job): reclaim orphaned instances, keep the cache under
-CLOUD_CACHE_MAX_SIZE, and advertise the cached images in the machine ad for cache-aware placement.
+"""What may be reclaimed on a node, for the periodic cleanup (node/as_condor/cleanup.py) and the prepare hook:
+orphaned instances, dead cache fills, cache entries no instance uses.
 
 Nothing is removed or evicted while something uses it, whatever state the bookkeeping files are in: what is in
 use comes from what the system says (libvirt's running domains and the files of their disks' chains, the
@@ -15,93 +15,13 @@ import os
 import struct
 import sys
 import time
-from dataclasses import dataclass
 
-from condor_cloud.core import config, processes
-from condor_cloud.node import instance_dirs, jobad
-from condor_cloud.node.cache import FILL_PREFIX, ImageCache
+from condor_cloud.core import processes
+from condor_cloud.node import instance_dirs
+from condor_cloud.node.cache import FILL_PREFIX
 from condor_cloud.core.errors import CloudError
 
-_PREFIX = "condor-cloud cleanup: "
-
-
-@dataclass(frozen=True)
-class Domain:
-    """A running libvirt domain: its UUID, its name, and every file of its disks (each chain, backing files
-    included) as libvirt reports them."""
-    uuid: str
-    name: str
-    files: tuple
-
-
-def disk_files(domain_xml):
-    """The files of every disk of a domain's live XML: each <source file|dev> of a <disk>, the <backingStore>
-    chain below it included (libvirt reports the whole chain of a running domain)."""
-    import xml.etree.ElementTree as ET  # here: the prepare hook imports this module and pays for every import
-
-    found = []
-    for disk in ET.fromstring(domain_xml).iter("disk"):
-        for source in disk.iter("source"):
-            for attr in ("file", "dev"):
-                if source.get(attr):
-                    found.append(source.get(attr))
-    return tuple(found)
-
-
-class Libvirt:
-    """Destroys domains by UUID; a thin seam so unit tests can replace it (integration tests use the real one)."""
-
-    def __init__(self, uri):
-        self.uri = uri
-        self._conn = None
-
-    def _connect(self):
-        import libvirt
-
-        if self._conn is None:
-            self._conn = libvirt.open(self.uri)
-        return self._conn
-
-    def uuid_of(self, name):
-        """UUID of the domain called name, or None if there is none."""
-        import libvirt
-
-        try:
-            return self._connect().lookupByName(name).UUIDString()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise
-
-    def destroy(self, domain_uuid):
-        """Destroy the domain if it exists; return True if it is gone (or never existed)."""
-        import libvirt
-
-        try:
-            dom = self._connect().lookupByUUIDString(domain_uuid)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return True
-            raise
-        try:
-            dom.destroy()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
-                raise
-        return True
-
-    def running_domains(self):
-        """Every running domain (Domain) with the files of its disks. Raises when libvirt cannot answer."""
-        import libvirt
-
-        found = []
-        for dom in self._connect().listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            try:
-                found.append(Domain(dom.UUIDString(), dom.name(), disk_files(dom.XMLDesc(0))))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:  # else: it ended since the listing
-                    raise
-        return found
+LOG_PREFIX = "condor-cloud cleanup: "
 
 
 def running_domains(hypervisor, log=sys.stderr):
@@ -110,7 +30,7 @@ def running_domains(hypervisor, log=sys.stderr):
     try:
         return list(hypervisor.running_domains())
     except Exception as exc:  # libvirt down, connection refused, ...: what runs is unknown
-        log.write(_PREFIX + "cannot list libvirt's running domains (%s): no instance directory holding disks is "
+        log.write(LOG_PREFIX + "cannot list libvirt's running domains (%s): no instance directory holding disks is "
                   "removed and no cache entry evicted until libvirt answers\n" % exc)
         return None
 
@@ -216,7 +136,7 @@ def reclaim_orphans(settings, hypervisor, now=None, log=sys.stderr):
             if _reclaim(settings, hypervisor, instance_id, instance, domains, now, log):
                 removed.append(instance_id)
         except CloudError as exc:  # e.g. a directory that cannot be removed: the next run tries again
-            log.write(_PREFIX + "%s\n" % exc.message)
+            log.write(LOG_PREFIX + "%s\n" % exc.message)
     return removed
 
 
@@ -228,7 +148,7 @@ def _reclaim(settings, hypervisor, instance_id, instance, domains, now, log):
         if prepare_running(path):
             return False
         if users or not _only_bookkeeping(path):
-            log.write(_PREFIX + "instance directory %s is kept: %s, and it holds disks%s; remove it by hand once "
+            log.write(LOG_PREFIX + "instance directory %s is kept: %s, and it holds disks%s; remove it by hand once "
                       "no domain uses them\n" % (path, _why(instance), " that domain %s (%s) uses"
                                                   % (users[0].name, users[0].uuid) if users else ""))
             return False
@@ -247,11 +167,11 @@ def _reclaim(settings, hypervisor, instance_id, instance, domains, now, log):
     try:
         hypervisor.destroy(domain_uuid)
     except Exception as exc:  # libvirt unreachable: keep the directory, its domain may still run
-        log.write(_PREFIX + "cannot destroy domain of orphan %s: %s\n" % (instance_id, exc))
+        log.write(LOG_PREFIX + "cannot destroy domain of orphan %s: %s\n" % (instance_id, exc))
         return False
     others = [d for d in users if d.uuid != domain_uuid]
     if others:
-        log.write(_PREFIX + "orphan %s is kept: domain %s (%s) still uses its disks\n"
+        log.write(LOG_PREFIX + "orphan %s is kept: domain %s (%s) still uses its disks\n"
                   % (instance_id, others[0].name, others[0].uuid))
         return False
     instance_dirs.remove(settings.instance_dir, instance_id)
@@ -310,7 +230,7 @@ def entries_in_use(instance_dir, cache_root, domains=(), log=sys.stderr):
         except FileNotFoundError:
             continue
         except OSError as exc:
-            log.write(_PREFIX + "evicting nothing: cannot list %s (%s)\n" % (path, exc.strerror))
+            log.write(LOG_PREFIX + "evicting nothing: cannot list %s (%s)\n" % (path, exc.strerror))
             return EVERYTHING
         for name in names:
             if not name.endswith(".qcow2"):
@@ -320,7 +240,7 @@ def entries_in_use(instance_dir, cache_root, domains=(), log=sys.stderr):
             except FileNotFoundError:
                 continue
             except (OSError, ValueError) as exc:
-                log.write(_PREFIX + "evicting nothing: %s (%s), and the base of overlay %s cannot be read (%s)\n"
+                log.write(LOG_PREFIX + "evicting nothing: %s (%s), and the base of overlay %s cannot be read (%s)\n"
                           % (path, _why(instance, "bases"), name, getattr(exc, "strerror", None) or exc))
                 return EVERYTHING
             if backing:
@@ -354,34 +274,3 @@ def remove_dead_fills(cache_root, now, grace):
     return removed
 
 
-def machine_attrs(settings, cache):
-    entries = cache.entries()
-    names = sorted({e.image for e in entries})
-    return {
-        "CloudCachedImages": ",".join(names),
-        "CloudCacheBytes": sum(e.allocated for e in entries),
-        "CloudInstances": len(instance_dirs.list_ids(settings.instance_dir)),
-    }
-
-
-def main(argv=None, stdin=None, stdout=None, hypervisor=None, log=None):
-    """No arguments; prints machine ad attributes and `- update:true`; exit 0, or 1 on a configuration error."""
-    stdout = stdout or sys.stdout
-    log = log or sys.stderr
-    try:
-        settings = config.load_settings()
-        hypervisor = hypervisor or Libvirt(settings.libvirt_uri)
-        reclaim_orphans(settings, hypervisor, log=log)
-        cache = ImageCache(settings.image_cache, settings.qemu_img)
-        if os.path.isdir(cache.root):
-            remove_dead_fills(cache.root, time.time(), settings.orphan_grace)
-            domains = running_domains(hypervisor, log)
-            if domains is not None:
-                cache.evict(settings.cache_max_size,
-                            lambda: entries_in_use(settings.instance_dir, cache.root, domains, log))
-        stdout.write(jobad.format_attrs(machine_attrs(settings, cache)))
-        stdout.write("- update:true\n")
-        return 0
-    except CloudError as exc:
-        log.write(_PREFIX + "%s\n" % exc.message)
-        return 1
