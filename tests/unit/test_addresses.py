@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from condor_cloud.node import addresses, domain_xml, macs
+from condor_cloud.node import addresses, domain_xml
 from condor_cloud.core.errors import CloudError
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "addresses")
@@ -217,18 +217,6 @@ def test_address_attrs():
                                                      "ChirpCloudAddresses": "10.0.0.5"}
     with pytest.raises(ValueError):
         addresses.address_attrs(["10.0.0.5; rm -rf /"])
-
-
-# ------------------------------------------------------------------------------------------------- MACs
-
-def test_macs_of_100_instances_are_distinct_and_local():    # the construction itself: tests/unit/test_macs.py
-    macs = [macs.mac_for(cluster, 0) for cluster in range(1, 101)]
-    assert len(set(macs)) == 100
-    for mac in macs:
-        assert addresses.normalize_mac(mac) == mac
-        first = int(mac[:2], 16)
-        assert first & 0x02 and not first & 0x01      # locally administered, unicast
-    assert macs.mac_for(1, 0) == macs[0]   # deterministic
 
 
 def test_normalize_mac():
