@@ -51,9 +51,12 @@ SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 CONFIGDIR     ?= $(SYSCONFDIR)/condor/config.d
 STATEDIR      ?= $(LOCALSTATEDIR)/lib/condor-cloud
-# Where install-pylib copies condor_cloud/ (the RPMs install the library with %pyproject_install and pass
-# INSTALL_PYLIB=no). Default: $(PYTHON)'s system site dir: Debian's version-independent dist-packages
-# (deb_system scheme, so the Debian 13 sandbox's 3.13 finds it), else purelib under $(PREFIX).
+# Where install-pylib-ROLE copies its part of condor_cloud/: core (condor_cloud/__init__.py and core/, shared), master
+# (master/) or node (node/). install-master and install-node copy core and their role's part when INSTALL_PYLIB=yes;
+# the RPMs pass INSTALL_PYLIB=no (condor-cloud.spec installs core and master with %pyproject_install;
+# condor-cloud-node.spec calls install-pylib-node itself). Default: $(PYTHON)'s system site dir: Debian's
+# version-independent dist-packages (deb_system scheme, so the Debian 13 sandbox's 3.13 finds it), else purelib
+# under $(PREFIX).
 INSTALL_PYLIB ?= yes
 PYTHONSITEDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; n = "deb_system" if "deb_system" in s.get_scheme_names() else "posix_prefix"; print(s.get_path("purelib", n, vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
 
@@ -105,7 +108,8 @@ define install_config
 	touch -r $(1) $(DESTDIR)$(CONFIGDIR)/$(notdir $(1))
 endef
 
-.PHONY: dist srpm rpm rpmlint version-check install-pylib install-common install-master install-node
+.PHONY: dist srpm rpm rpmlint version-check install-pylib-core install-pylib-master install-pylib-node \
+        install-common install-master install-node
 
 version-check:
 	@test -n "$(VERSION)" || { echo "no Version: in condor-cloud.spec"; exit 1; }
@@ -142,21 +146,40 @@ rpmlint:
 	for s in $(wildcard $(RPMDIR)/SRPMS/*-$(VERSION)-*.src.rpm); do \
 	    $(RPMLINT) -c packaging/rpmlint.toml $$s || exit 1; done
 
-# The Python library (package python3-condor-cloud in the RPMs, which install it with %pyproject_install).
-install-pylib:
-ifeq ($(INSTALL_PYLIB),yes)
-	find condor_cloud -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | sort | while read -r f; do \
+# The Python library, by role: core -> python3-condor-cloud, master -> condor-cloud, node -> condor-cloud-node.
+# install_pylib FILES...: copy them (mode 0644) under $(PYTHONSITEDIR).
+define install_pylib
+	find $(1) -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | sort | while read -r f; do \
 	    $(INSTALL) -Dpm 0644 "$$f" "$(DESTDIR)$(PYTHONSITEDIR)/$$f" || exit 1; done
+endef
+install-pylib-core:
+	$(call install_pylib,condor_cloud/__init__.py condor_cloud/core)
+install-pylib-master:
+	$(call install_pylib,condor_cloud/master)
+install-pylib-node:
+	$(call install_pylib,condor_cloud/node)
+
+# What both roles install (python3-condor-cloud in the RPMs): the core, and `condor-cloud`, which offers the
+# commands of whichever roles are installed. condor-cloud-node.spec passes INSTALL_CORE=no (condor-cloud.spec
+# builds python3-condor-cloud).
+INSTALL_CORE ?= yes
+install-common:
+ifeq ($(INSTALL_CORE),yes)
+ifeq ($(INSTALL_PYLIB),yes)
+	$(MAKE) --no-print-directory install-pylib-core
 endif
-install-common: install-pylib
+	$(call install_program,bin/condor-cloud,$(BINDIR)/condor-cloud)
+endif
 
 install-master: install-common
+ifeq ($(INSTALL_PYLIB),yes)
+	$(MAKE) --no-print-directory install-pylib-master
+endif
 	$(call install_config,config.d/20condor_cloud_master.config)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(STATEDIR)/shared_images $(DESTDIR)$(STATEDIR)/shared_images/staging
 	$(INSTALL) -Dpm 0644 packaging/condor-cloud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud.conf
 	@: API server and the administrator CLI
 	$(call install_config,config.d/25condor_cloud_api.config)
-	$(call install_program,bin/condor-cloud,$(BINDIR)/condor-cloud)
 	$(call install_program,bin/condor-cloud-api,$(BINDIR)/condor-cloud-api)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(UNITDIR)
 	$(SUBST_PATHS) systemd/condor-cloud-api.service > $(DESTDIR)$(UNITDIR)/condor-cloud-api.service
@@ -181,6 +204,9 @@ install-master: install-common
 	$(INSTALL) -d -m 0750 $(DESTDIR)$(STATEDIR)/ec2
 
 install-node: install-common
+ifeq ($(INSTALL_PYLIB),yes)
+	$(MAKE) --no-print-directory install-pylib-node
+endif
 	$(call install_config,config.d/30condor_cloud_node.config)
 	$(call install_program,hooks/prepare,$(LIBEXECDIR)/condor-cloud/hooks/prepare)
 	$(call install_program,hooks/exit,$(LIBEXECDIR)/condor-cloud/hooks/exit)

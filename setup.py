@@ -1,5 +1,7 @@
-"""Builds only the Python package and its entry points; config, hooks, libexec programs and templates are
-installed by the Makefile (see docs/DESIGN.txt)."""
+"""Builds the Python package of the master RPM's build (condor-cloud.spec): condor_cloud with core/ (shared, into
+python3-condor-cloud) and master/ (into condor-cloud). node/ is installed by condor-cloud-node.spec
+(`make install-pylib-node`), so that each role's RPM ships its own modules. Config, hooks, libexec programs and
+templates are installed by the Makefile (see docs/DESIGN.txt)."""
 
 import os
 import re
@@ -13,7 +15,7 @@ def spec_version():
         return re.search(r"^Version:\s*(\S+)", f.read(), re.M).group(1)
 
 
-def package_data(top="condor_cloud"):
+def package_data(top="condor_cloud/master"):
     # Every non-Python file under the package tree (e.g. condor_cloud/api/templates/) belongs to the nearest
     # enclosing package, so the wheel (and so the RPM) carries it.
     data = {}
@@ -34,8 +36,9 @@ setup(
     version=spec_version(),
     description="A private IaaS cloud on HTCondor's VM universe",
     license="Apache-2.0",
-    packages=find_packages(include=["condor_cloud", "condor_cloud.*"]),
+    packages=find_packages(include=["condor_cloud", "condor_cloud.core", "condor_cloud.master",
+                                    "condor_cloud.master.*"]),
     package_data=package_data(),
     python_requires=">=3.9",
-    install_requires=["jinja2"],
+    install_requires=["jinja2", "click"],
 )

@@ -65,7 +65,6 @@ MASTER_FILES = {
     "/etc/condor/config.d/25condor_cloud_api.config": ("-rw-r--r--", "root", "root", "cn"),
     "/etc/condor-cloud": ("drwxr-xr-x", "root", "root", ""),
     "/etc/condor-cloud/tls": ("drwxr-xr-x", "root", "root", ""),
-    "/usr/bin/condor-cloud": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/bin/condor-cloud-api": ("-rwxr-xr-x", "root", "root", ""),
     "/usr/lib/systemd/system/condor-cloud-api.service": ("-rw-r--r--", "root", "root", ""),
     "/usr/lib/sysusers.d/condor-cloud-api.conf": ("-rw-r--r--", "root", "root", ""),
@@ -79,6 +78,9 @@ MASTER_FILES = {
     "/usr/lib/systemd/system/condor-cloud-ec2.service": ("-rw-r--r--", "root", "root", ""),
     "/var/lib/condor-cloud/ec2": ("drwxr-x---", "condor-cloud-api", "condor-cloud-api", ""),
 }
+SITE = "/usr/lib/python3/dist-packages/"   # python3_sitelib of the local build (packaging/rpm-macros.debian)
+
+
 def sysusers_entries(text):
     return [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
@@ -131,6 +133,7 @@ def test_make_install_layout(tmp_path):
         assert path in modes, path
         assert oct(modes[path]) == oct(perm_bits(mode)), path
     assert modes["/usr/lib/python3/dist-packages/condor_cloud/__init__.py"] == 0o644
+    assert modes["/usr/bin/condor-cloud"] == 0o755
     for prog in ("hooks/prepare", "hooks/exit", "hooks/cleanup", "hooks/update", "libvirt-xml"):
         with open(str(root / "usr/libexec/condor-cloud" / prog)) as f:
             assert f.readline() == "#!/usr/bin/python3\n"
@@ -190,6 +193,21 @@ def rpm_files(path):
     return files
 
 
+def split_python(files):
+    """(files outside the Python site dir, the package-relative paths of the Python files under it)."""
+    other = {p: m for p, m in files.items() if not p.startswith(SITE)}
+    python = {p[len(SITE):]: m for p, m in files.items() if p.startswith(SITE) and m[0].startswith("-")}
+    return other, python
+
+
+def source_tree(rpms, *tops):
+    """Package-relative paths of the files under tops (e.g. condor_cloud/node/) in the source tarball."""
+    listing = subprocess.run(["tar", "tzf", rpms["tarball"]], check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout.split()
+    names = [n.split("/", 1)[1] for n in listing]
+    return set(n for n in names if n.startswith(tops) and not n.endswith("/"))
+
+
 def rpm_query(path, *args):
     return subprocess.run(["rpm", "-qp"] + list(args) + [path], check=True, stdout=subprocess.PIPE,
                           universal_newlines=True).stdout.split("\n")
@@ -197,20 +215,24 @@ def rpm_query(path, *args):
 
 @pytest.mark.subprocess
 def test_node_rpm(rpms):
-    files = rpm_files(rpms["condor-cloud-node"])
+    files, python = split_python(rpm_files(rpms["condor-cloud-node"]))
     assert files == NODE_FILES
+    # the node's role: condor_cloud/node/ and nothing else of the package
+    assert set(python) == source_tree(rpms, "condor_cloud/node/")
     assert [c for c in rpm_query(rpms["condor-cloud-node"], "-c") if c] == [
         "/etc/condor/config.d/30condor_cloud_node.config"]
     requires = set(r.split()[0] for r in rpm_query(rpms["condor-cloud-node"], "-R") if r)
-    assert {"python3-condor-cloud", "condor", "condor-vm-gahp", "libvirt-daemon-driver-qemu", "libvirt-daemon-kvm",
+    assert {"python3-condor-cloud", "python3-jinja2", "python3-pycdlib", "condor", "condor-vm-gahp", "libvirt-daemon-driver-qemu", "libvirt-daemon-kvm",
             "qemu-img", "python3-libvirt", "policycoreutils-python-utils", "libvirt-daemon-driver-nwfilter",
             "libvirt-daemon-config-nwfilter"} <= requires
 
 
 @pytest.mark.subprocess
 def test_master_rpm(rpms):
-    files = rpm_files(rpms["condor-cloud"])
+    files, python = split_python(rpm_files(rpms["condor-cloud"]))
     assert files == MASTER_FILES
+    # the master's role: condor_cloud/master/ (with the API's templates) and nothing else of the package
+    assert set(python) == source_tree(rpms, "condor_cloud/master/")
     assert sorted(c for c in rpm_query(rpms["condor-cloud"], "-c") if c) == [
         "/etc/condor/config.d/20condor_cloud_master.config", "/etc/condor/config.d/25condor_cloud_api.config"]
     requires = set(r.split()[0] for r in rpm_query(rpms["condor-cloud"], "-R") if r)
@@ -224,16 +246,15 @@ def test_master_rpm(rpms):
 @pytest.mark.subprocess
 def test_library_rpm_and_no_conflicts(rpms):
     lib = rpm_files(rpms["python3-condor-cloud"])
-    modules = sorted(p for p in lib if p.endswith(".py"))
-    assert any(p.endswith("/condor_cloud/__init__.py") for p in modules)
-    # every module, subpackage and data file of condor_cloud/ in the source tarball is packaged
-    listing = subprocess.run(["tar", "tzf", rpms["tarball"]], check=True, stdout=subprocess.PIPE,
-                             universal_newlines=True).stdout.split()
-    tree = set(n.split("/", 1)[1] for n in listing if n.split("/", 1)[1].startswith("condor_cloud/")
-               and not n.endswith("/"))
-    packaged = set(re.sub(r"^.*/(condor_cloud/)", r"\1", p) for p in lib if "/condor_cloud/" in p
-                   and "__pycache__" not in p and lib[p][0].startswith("-"))
-    assert packaged == tree
+    # the shared core and the `condor-cloud` command, which both roles use
+    assert lib["/usr/bin/condor-cloud"][:3] == ("-rwxr-xr-x", "root", "root")
+    _other, python = split_python(lib)
+    modules = set(p for p in python if p.startswith("condor_cloud/"))
+    assert modules == source_tree(rpms, "condor_cloud/__init__.py", "condor_cloud/core/")
+    # every file of condor_cloud/ in the source tarball is in exactly one of the three packages
+    roles = [modules] + [set(split_python(rpm_files(rpms[name]))[1]) for name in ("condor-cloud", "condor-cloud-node")]
+    assert sum(len(r) for r in roles) == len(set().union(*roles)) and set().union(*roles) == source_tree(
+        rpms, "condor_cloud/")
     assert all(m[0] == "-rw-r--r--" and m[1:3] == ("root", "root") for p, m in lib.items() if p.endswith(".py"))
     # A master that is also a node installs all three: no path in two packages except co-owned directories
     # with identical attributes.
