@@ -1,6 +1,10 @@
 """Settings: HTCondor configuration knobs named CLOUD_*, read through the htcondor2 bindings.
 
 Setting CONDOR_CONFIG=<file> (or _CONDOR_<KNOB>=value) in the environment redirects every one of them.
+DEFAULTS below are the node's knobs and their defaults, the one place they are defined (the master's API knobs are in
+condor_cloud/master/api/config.py); config.d/30condor_cloud_node.config and docs/DESIGN.txt show the same values,
+and tests/unit/test_config_defaults.py fails when they drift. knob(), whole_number() and boolean() are the one
+parser of knob values for every role.
 """
 
 import re
@@ -55,18 +59,34 @@ class Settings:
     libvirt_uri: str
 
 
-def _param(name):
+def knob(name, defaults=DEFAULTS):
+    """The value of knob name from HTCondor's configuration, or defaults[name] when it is unset or empty."""
     import htcondor2  # imported here so that unit tests of pure code need no HTCondor
 
     value = htcondor2.param.get(name)
-    return DEFAULTS[name] if value is None or value == "" else value
+    return defaults[name] if value is None or value == "" else value
 
 
-def _int(name, text):
+def whole_number(name, text, low=None):
+    """int(text), or CloudError naming the knob (also when it is below low)."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise CloudError("configuration knob %s = %r is not a whole number" % (name, text)) from None
+    if low is not None and value < low:
+        raise CloudError("configuration knob %s must be at least %d" % (name, low))
+    return value
+
+
+_BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def boolean(name, text):
+    """True or False from true/yes/false/no (any case), or CloudError naming the knob."""
+    value = _BOOLEANS.get(str(text).strip().lower())
+    if value is None:
+        raise CloudError("configuration knob %s must be true or false, not %r" % (name, text))
+    return value
 
 
 def load_settings(reload=False):
@@ -75,7 +95,7 @@ def load_settings(reload=False):
         import htcondor2
 
         htcondor2.reload_config()
-    raw = {name: _param(name) for name in DEFAULTS}
+    raw = {name: knob(name) for name in DEFAULTS}
     domain_type = raw["CLOUD_DOMAIN_TYPE"].strip().lower()
     if domain_type not in ("auto", "kvm", "qemu"):
         raise CloudError("CLOUD_DOMAIN_TYPE must be auto, kvm or qemu, not %r" % raw["CLOUD_DOMAIN_TYPE"])
@@ -84,14 +104,14 @@ def load_settings(reload=False):
         image_cache=raw["CLOUD_IMAGE_CACHE"],
         instance_dir=raw["CLOUD_INSTANCE_DIR"],
         console_dir=raw["CLOUD_CONSOLE_DIR"],
-        console_keep=_int("CLOUD_CONSOLE_KEEP", raw["CLOUD_CONSOLE_KEEP"]),
+        console_keep=whole_number("CLOUD_CONSOLE_KEEP", raw["CLOUD_CONSOLE_KEEP"]),
         cache_max_size=parse_size(raw["CLOUD_CACHE_MAX_SIZE"]),
         template_dir=raw["CLOUD_TEMPLATE_DIR"],
         domain_type=domain_type,
         network=raw["CLOUD_NETWORK"].strip(),
         vnc_listen=raw["CLOUD_VNC_LISTEN"].strip(),
-        prepare_timeout=_int("CLOUD_PREPARE_TIMEOUT", raw["CLOUD_PREPARE_TIMEOUT"]),
-        orphan_grace=_int("CLOUD_ORPHAN_GRACE", raw["CLOUD_ORPHAN_GRACE"]),
+        prepare_timeout=whole_number("CLOUD_PREPARE_TIMEOUT", raw["CLOUD_PREPARE_TIMEOUT"]),
+        orphan_grace=whole_number("CLOUD_ORPHAN_GRACE", raw["CLOUD_ORPHAN_GRACE"]),
         qemu_img=raw["CLOUD_QEMU_IMG"],
         libvirt_uri=raw["CLOUD_LIBVIRT_URI"],
     )

@@ -79,16 +79,6 @@ def parse_listen(text, name="CLOUD_API_LISTEN"):
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-_BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
-
-
-def parse_bool(name, text):
-    value = _BOOLEANS.get(str(text).strip().lower())
-    if value is None:
-        raise CloudError("configuration knob %s must be true or false, not %s" % (name, shown(text)))
-    return value
-
-
 def is_loopback(host):
     """True for an address only this host can reach (127.0.0.0/8, ::1, localhost); False for wildcards and names."""
     if host == "localhost":
@@ -130,56 +120,48 @@ class ApiSettings:
         return None
 
 
-def _param(name):
-    import htcondor2
-
-    value = htcondor2.param.get(name)
-    return DEFAULTS[name] if value is None or value == "" else value
+def knob(name):
+    """The value of an API or EC2 knob (DEFAULTS when unset)."""
+    return cloud_config.knob(name, DEFAULTS)
 
 
-def _int(name, low=0):
-    text = _param(name)
-    try:
-        value = int(text)
-    except ValueError:
-        raise CloudError("configuration knob %s = %r is not a whole number" % (name, text)) from None
-    if value < low:
-        raise CloudError("configuration knob %s must be at least %d" % (name, low))
-    return value
+def number_knob(name, low=0):
+    """A whole-number API or EC2 knob, at least low."""
+    return cloud_config.whole_number(name, knob(name), low)
 
 
 def load_tls_paths():
     """(certificate, key) paths: what `condor-cloud api-cert` needs, without the rest of the settings."""
-    return _param("CLOUD_API_TLS_CERT"), _param("CLOUD_API_TLS_KEY")
+    return knob("CLOUD_API_TLS_CERT"), knob("CLOUD_API_TLS_KEY")
 
 
 def load_listen():
-    return parse_listen(_param("CLOUD_API_LISTEN"))
+    return parse_listen(knob("CLOUD_API_LISTEN"))
 
 
 def load_api_settings(reload=False):
     base = cloud_config.load_settings(reload=reload)
-    realm = _param("CLOUD_API_REALM")
+    realm = knob("CLOUD_API_REALM")
     if not re.fullmatch(r"[A-Za-z0-9 ._-]{1,64}", realm):
         raise CloudError("CLOUD_API_REALM may only contain letters, digits, spaces and ._-", errors.INTERNAL)
     return ApiSettings(
         image_store=base.image_store,
         listen=load_listen(),
-        workers=_int("CLOUD_API_WORKERS", 1),
-        users_file=_param("CLOUD_API_USERS"),
-        keys_dir=_param("CLOUD_API_KEYS_DIR"),
-        profiles=parse_profiles(_param("CLOUD_API_HARDWARE_PROFILES")),
-        max_user_data=_int("CLOUD_API_MAX_USER_DATA", 0),
+        workers=number_knob("CLOUD_API_WORKERS", 1),
+        users_file=knob("CLOUD_API_USERS"),
+        keys_dir=knob("CLOUD_API_KEYS_DIR"),
+        profiles=parse_profiles(knob("CLOUD_API_HARDWARE_PROFILES")),
+        max_user_data=number_knob("CLOUD_API_MAX_USER_DATA", 0),
         realm=realm,
-        schedd=_param("CLOUD_API_SCHEDD").strip(),
+        schedd=knob("CLOUD_API_SCHEDD").strip(),
         qemu_img=base.qemu_img,
         image_cache=base.image_cache,
         instance_dir=base.instance_dir,
         cache_max_size=base.cache_max_size,
-        tls_cert=_param("CLOUD_API_TLS_CERT"),
-        tls_key=_param("CLOUD_API_TLS_KEY"),
-        plain_http=parse_bool("CLOUD_API_PLAIN_HTTP", _param("CLOUD_API_PLAIN_HTTP")),
-        api_account=_account(_param("CLOUD_API_ACCOUNT")),
+        tls_cert=knob("CLOUD_API_TLS_CERT"),
+        tls_key=knob("CLOUD_API_TLS_KEY"),
+        plain_http=cloud_config.boolean("CLOUD_API_PLAIN_HTTP", knob("CLOUD_API_PLAIN_HTTP")),
+        api_account=_account(knob("CLOUD_API_ACCOUNT")),
     )
 
 

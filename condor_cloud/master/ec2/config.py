@@ -46,15 +46,15 @@ def load_ec2_settings(reload=False):
     api = api_config.load_api_settings(reload=reload)
     return Ec2Settings(
         api=api,
-        listen=api_config.parse_listen(api_config._param("CLOUD_EC2_LISTEN"), "CLOUD_EC2_LISTEN"),
-        workers=api_config._int("CLOUD_EC2_WORKERS", 1),
-        region=check_region(api_config._param("CLOUD_EC2_REGION").strip()),
-        access_keys=api_config._param("CLOUD_EC2_ACCESS_KEYS").strip(),
-        terminated_seconds=api_config._int("CLOUD_EC2_TERMINATED_SECONDS", 3600),
-        max_count=api_config._int("CLOUD_EC2_MAX_COUNT", 1),
+        listen=api_config.parse_listen(api_config.knob("CLOUD_EC2_LISTEN"), "CLOUD_EC2_LISTEN"),
+        workers=api_config.number_knob("CLOUD_EC2_WORKERS", 1),
+        region=check_region(api_config.knob("CLOUD_EC2_REGION").strip()),
+        access_keys=api_config.knob("CLOUD_EC2_ACCESS_KEYS").strip(),
+        terminated_seconds=api_config.number_knob("CLOUD_EC2_TERMINATED_SECONDS", 3600),
+        max_count=api_config.number_knob("CLOUD_EC2_MAX_COUNT", 1),
     )
 
 
 def load_access_keys_path():
     """Just the access key file's path (the CLI and the browser page need nothing else)."""
-    return api_config._param("CLOUD_EC2_ACCESS_KEYS").strip()
+    return api_config.knob("CLOUD_EC2_ACCESS_KEYS").strip()
