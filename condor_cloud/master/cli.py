@@ -417,9 +417,7 @@ def instance_destroy(instance_id, as_json):
     with cloud_errors():
         jobs = _jobs()
         info = jobs.get(instance_id)
-        if info.state not in ("PENDING", "RUNNING"):
-            fail("instance %s is %s already" % (instance_id, info.state))
-        jobs.remove(info, "destroyed with condor-cloud instance destroy by %s" % _default_owner())
+        jobs.destroy(info, "destroyed with condor-cloud instance destroy by %s" % _default_owner())
     if as_json:
         print_json({"id": instance_id, "destroyed": True})
     else:

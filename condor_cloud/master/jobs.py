@@ -15,7 +15,6 @@ Instance ids are the job's GlobalJobId ('schedd#cluster.proc#qdate') made URL-sa
 """
 
 import base64
-import binascii
 import contextlib
 import ipaddress
 import os
@@ -82,6 +81,16 @@ def user_data_for_job(text, max_bytes):
     (condor_cloud.core.userdata) and the API's size limit; returned as canonical base64, or '' for none."""
     raw = userdata.decode_user_data(text, max_bytes)
     return base64.b64encode(raw).decode("ascii") if raw else ""
+
+
+# Job statuses an instance can be destroyed in: idle, running, held, suspended. Not removed (3: being destroyed),
+# completed (4) or transferring output (6, ending).
+DESTROYABLE = (1, 2, 5, 7)
+
+
+def can_destroy(info):
+    """True when the instance's job may be removed (the rule the APIs and the CLI share)."""
+    return info.job_status in DESTROYABLE
 
 
 def instance_id_of(global_job_id):
@@ -369,6 +378,13 @@ class CloudJobs:
             raise InstanceStateError("instance %s is %s: its console can be read only while it runs"
                                      % (info.id, info.state))
         return console.tail(info.cluster, info.proc, max_bytes, timeout=timeout)
+
+    def destroy(self, info, reason, linger=20.0):
+        """Destroy an instance: the one rule of when that is allowed (can_destroy), then remove()."""
+        if not can_destroy(info):
+            raise InstanceStateError("instance %s is %s: it cannot be destroyed now (it is already ending or gone)"
+                                     % (info.id, info.state))
+        return self.remove(info, reason, linger)
 
     def remove(self, info, reason, linger=20.0):
         """Remove an instance's job (condor_rm) and make that final; returns the escalation timer (or None).

@@ -6,14 +6,10 @@ parse_public_key adds the key store's rules: one key, and a comment in a small s
 carried in a job attribute (CloudSSHKey) without any quoting problem.
 """
 
-import base64
-import binascii
 import contextlib
 import errno
-import hashlib
 import os
 import re
-import struct
 from dataclasses import dataclass
 
 from condor_cloud.core import errors

@@ -14,13 +14,13 @@ from flask import g
 
 from condor_cloud.master.access_keys import AccessKeyStore, NoSuchAccessKey
 from condor_cloud.core.errors import shown
-from condor_cloud.master.api.app import _ctx, current_user, html_redirect, no_content, params, respond
+from condor_cloud.master.api.http import context, current_user, html_redirect, no_content, params, respond
 from condor_cloud.master.api.errors import ApiError
 from condor_cloud.master.api.models import iso_time
 
 
 def _store():
-    ctx = _ctx()
+    ctx = context()
     if "access_keys" not in ctx:
         from condor_cloud.master.ec2.config import load_access_keys_path
 

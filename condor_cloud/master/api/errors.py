@@ -1,6 +1,10 @@
-"""HTTP errors of the API, each rendered as a Deltacloud error body."""
+"""HTTP errors of the API, each rendered as a Deltacloud error body, and the one table from the errors of the
+layers below (the job layer, CloudError codes) to HTTP statuses."""
 
 from http import HTTPStatus
+
+from condor_cloud.core import errors
+from condor_cloud.master.jobs import BackendError, InstanceStateError, NoSuchInstance
 
 
 class ApiError(Exception):
@@ -16,3 +20,17 @@ def reason(status):
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+# The job layer's errors, most specific first (each is a CloudError).
+_BY_CLASS = ((BackendError, 502), (NoSuchInstance, 404), (InstanceStateError, 409))
+# Other CloudErrors by code: a server problem, the master's disk full, a node that did not answer in time.
+_BY_CODE = {errors.INTERNAL: 500, errors.NO_SPACE: 507, errors.TIMEOUT: 503}
+
+
+def status_of(exc):
+    """The HTTP status of a CloudError: the one place the API decides it (anything else the client asked is 400)."""
+    for cls, status in _BY_CLASS:
+        if isinstance(exc, cls):
+            return status
+    return _BY_CODE.get(exc.code, 400)

@@ -12,7 +12,7 @@ from condor_cloud.core.images import check_image_name
 from condor_cloud.master.jobs import InstanceStateError, check_instance_name, user_data_for_job
 from condor_cloud.master.keys import NoSuchKey, check_keyname
 from condor_cloud.master.api import csrf, json_format, models
-from condor_cloud.master.api.app import _ctx, check_password, current_user, html_redirect, no_content, params, respond
+from condor_cloud.master.api.http import context, check_password, current_user, html_redirect, no_content, params, respond
 from condor_cloud.master.api.config import API_VERSION
 from condor_cloud.master.api.errors import ApiError
 from condor_cloud.master.api.sessions import SESSION_COOKIE
@@ -30,7 +30,7 @@ UNSUPPORTED_ACTIONS = ("start", "stop", "reboot")
 
 
 def _settings():
-    return _ctx()["settings"]
+    return context()["settings"]
 
 
 def _collection(tag, macro, items, json_key, json_items, html_template, **html_context):
@@ -139,7 +139,7 @@ def _images():
 
 
 def _launch_form_context(user):
-    keys = _ctx()["keys"].list(user.name)
+    keys = context()["keys"].list(user.name)
     return {"profiles": _settings().profiles, "keys": keys, "max_user_data": _settings().max_user_data}
 
 
@@ -164,7 +164,7 @@ def _owner_filter(user):
 
 
 def _instance_models(user):
-    return [models.instance_model(g.base, i) for i in _ctx()["jobs"].list(_owner_filter(user))]
+    return [models.instance_model(g.base, i) for i in context()["jobs"].list(_owner_filter(user))]
 
 
 def instances_index():
@@ -178,7 +178,7 @@ def _get_instance(instance_id, user, unknown_status=404):
     from condor_cloud.master.jobs import NoSuchInstance
 
     try:
-        return _ctx()["jobs"].get(instance_id, _owner_filter(user))
+        return context()["jobs"].get(instance_id, _owner_filter(user))
     except NoSuchInstance:
         raise ApiError(unknown_status, "no instance %s" % shown(instance_id)) from None
 
@@ -229,10 +229,10 @@ def instance_create():
     key = None
     if args.get("keyname"):
         try:
-            key = _ctx()["keys"].get(user.name, check_keyname(args["keyname"]))
+            key = context()["keys"].get(user.name, check_keyname(args["keyname"]))
         except NoSuchKey:
             raise ApiError(400, "you have no key %s (see /api/keys)" % shown(args["keyname"])) from None
-    created = _ctx()["jobs"].submit(user.name, info.name, profile, name, user_data, key)
+    created = context()["jobs"].submit(user.name, info.name, profile, name, user_data, key)
     item = models.instance_model(g.base, created)
     if g.format == "html":
         return html_redirect(item["href"])
@@ -242,9 +242,7 @@ def instance_create():
 
 def _destroy(instance_id, user, unknown_status=404):
     info = _get_instance(instance_id, user, unknown_status)
-    if info.state not in ("PENDING", "RUNNING"):
-        raise InstanceStateError("instance %s is %s: it cannot be destroyed now" % (instance_id, info.state))
-    _ctx()["jobs"].remove(info, "destroyed through the Condor Cloud API by %s" % user.name)
+    context()["jobs"].destroy(info, "destroyed through the Condor Cloud API by %s" % user.name)
     return info
 
 
@@ -295,9 +293,9 @@ def instance_console(instance_id):
     if not 1 <= max_bytes <= MAX_BYTES:
         raise ApiError(400, "bytes must be a number from 1 to %d" % MAX_BYTES)
     try:
-        text = _ctx()["jobs"].console(info, max_bytes, timeout=CONSOLE_TIMEOUT)
-    except InstanceStateError as exc:
-        raise ApiError(409, str(exc)) from None
+        text = context()["jobs"].console(info, max_bytes, timeout=CONSOLE_TIMEOUT)
+    except InstanceStateError:
+        raise
     except CloudError as exc:
         if exc.code == errors.TIMEOUT:
             # Never hold one of the server's few workers while HTCondor is busy: say "not yet", and when.
@@ -315,7 +313,7 @@ def instance_console(instance_id):
 
 # -- keys -----------------------------------------------------------------------------------------------
 def _key_models(user):
-    return [models.key_model(g.base, k) for k in _ctx()["keys"].list(user.name)]
+    return [models.key_model(g.base, k) for k in context()["keys"].list(user.name)]
 
 
 def keys_index():
@@ -327,7 +325,7 @@ def keys_index():
 def key_show(key_id):
     user = current_user()
     try:
-        key = _ctx()["keys"].get(user.name, check_keyname(key_id))
+        key = context()["keys"].get(user.name, check_keyname(key_id))
     except (NoSuchKey, CloudError):
         raise ApiError(404, "no key %s" % shown(key_id)) from None
     item = models.key_model(g.base, key)
@@ -349,7 +347,7 @@ def key_create():
         from condor_cloud.master.keypairs import generate
 
         private_key, public_key = generate("rsa", "%s@condor-cloud" % name)
-    key = _ctx()["keys"].add(user.name, name, public_key)
+    key = context()["keys"].add(user.name, name, public_key)
     item = models.key_model(g.base, key)
     headers = {"Location": item["href"]}
     if private_key is not None:
@@ -363,7 +361,7 @@ def key_create():
 def key_delete(key_id):
     user = current_user()
     try:
-        _ctx()["keys"].remove(user.name, check_keyname(key_id))
+        context()["keys"].remove(user.name, check_keyname(key_id))
     except (NoSuchKey, CloudError):
         raise ApiError(404, "no key %s" % shown(key_id)) from None
     return html_redirect(g.base + "/api/keys") if g.format == "html" else no_content()
@@ -399,7 +397,7 @@ def login_post():
     user = check_password(request.form.get("username", ""), request.form.get("password", ""))
     if user is None:
         return respond(401, html=("login.html", {"message": "Wrong user name or password.", "next": next_path}))
-    sessions = _ctx()["sessions"]
+    sessions = context()["sessions"]
     sessions.end(request.cookies.get(SESSION_COOKIE))
     token, _ = sessions.create(user)
     resp = html_redirect(g.base + next_path)
@@ -409,7 +407,7 @@ def login_post():
 
 def logout_post():
     """End the session (its CSRF token was checked before this view, csrf.py rule 2)."""
-    _ctx()["sessions"].end(request.cookies.get(SESSION_COOKIE))
+    context()["sessions"].end(request.cookies.get(SESSION_COOKIE))
     resp = html_redirect(g.base + "/api/login")
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
     return resp

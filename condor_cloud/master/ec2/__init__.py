@@ -10,7 +10,7 @@ def create_app(settings=None, users=None, keys=None, access_keys=None, jobs=None
     import time
 
     from condor_cloud.master.access_keys import AccessKeyStore
-    from condor_cloud.master.api.app import _default_jobs
+    from condor_cloud.master.api.app import default_jobs
     from condor_cloud.master.keys import KeyStore
     from condor_cloud.master.users import UserFile
     from condor_cloud.master.ec2.app import Ec2App
@@ -21,7 +21,7 @@ def create_app(settings=None, users=None, keys=None, access_keys=None, jobs=None
 
         settings = load_ec2_settings()
     if jobs is None:
-        factory = _default_jobs(settings.api)._schedd_factory
+        factory = default_jobs(settings.api)._schedd_factory
         jobs = Ec2Jobs(factory, api_account=settings.api.api_account)
     if lock_dir is None:
         from condor_cloud.master.api.state import StateError, default_dir

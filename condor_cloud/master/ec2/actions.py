@@ -331,7 +331,7 @@ def terminate_instances(call):
         previous = current = view.state
         if previous in (model.PENDING, model.RUNNING, model.STOPPED):
             try:
-                call.jobs.remove(view.inst.info, "terminated through the EC2 API by %s" % call.user)
+                call.jobs.destroy(view.inst.info, "terminated through the EC2 API by %s" % call.user)
                 current = model.SHUTTING_DOWN
             except InstanceStateError:
                 current = model.SHUTTING_DOWN
