@@ -95,3 +95,19 @@ def test_the_rule_catches_what_it_forbids():
     assert violations("from condor_cloud.node import cache\n", ALLOWED["condor_cloud.core"]) == [
         "condor_cloud.node", "condor_cloud.node.cache"]
     assert violations("from condor_cloud.core import errors\nimport os\n", node) == []
+
+
+CONTRACT_FIELDS = ("arguments:", "standard input:", "standard output:", "user:", "exit status:")
+
+
+@pytest.mark.parametrize("path", sorted(EXECUTABLES))
+def test_each_executable_states_its_contract_once_in_the_fixed_shape(path):
+    """docs/DESIGN.txt points at these docstrings instead of repeating them."""
+    with open(os.path.join(REPO, path)) as f:
+        doc = ast.get_docstring(ast.parse(f.read()))
+    starts = [line.split(":")[0] + ":" for line in doc.splitlines() if line and not line.startswith(" ")
+              and line.split(":")[0] + ":" in CONTRACT_FIELDS]
+    assert tuple(starts) == CONTRACT_FIELDS, path
+    with open(os.path.join(REPO, "docs", "DESIGN.txt")) as f:
+        design = f.read()
+    assert "standard input:" not in design, "DESIGN.txt points at the executables' contracts, it does not copy them"

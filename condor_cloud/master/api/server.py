@@ -1,13 +1,5 @@
 """condor-cloud-api: serve the API with gunicorn (python3-gunicorn in Fedora and EPEL 9).
-
-arguments:        none (all settings are CLOUD_API_* HTCondor knobs; see condor_cloud/api/config.py)
-standard input:   not read
-standard output:  gunicorn's access log (the journal under systemd); errors go to standard error
-user:             a dedicated non-root account (the schedd refuses jobs owned by root); the unit uses
-                  condor-cloud-api, which must be able to read CLOUD_API_USERS, CLOUD_API_TLS_KEY and write
-                  CLOUD_API_KEYS_DIR
-exit status:      0 on a clean stop; 1 on a configuration error (e.g. no readable certificate or key: the message
-                  names `condor-cloud api-cert create`); gunicorn's own codes otherwise
+Its contract (arguments, input, output, user, exit status) is written in bin/condor-cloud-api, which runs it.
 
 HTTPS by default, with gunicorn's own TLS (its sync workers wrap each accepted connection): TLS 1.2 or newer, the
 ciphers of Python's default server context (on EL9 the system-wide crypto policy). Plain HTTP only with

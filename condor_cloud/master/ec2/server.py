@@ -1,12 +1,5 @@
 """condor-cloud-ec2: serve the EC2 Query API with gunicorn, over HTTPS like the Deltacloud API.
-
-arguments:        none (settings: CLOUD_EC2_* knobs, and the CLOUD_API_* ones it shares; see condor_cloud/ec2/config.py)
-standard input:   not read
-standard output:  gunicorn's access log (the journal under systemd); errors go to standard error
-user:             the API's account (condor-cloud-api), like condor-cloud-api: it launches for its users and must
-                  read CLOUD_API_USERS, CLOUD_API_TLS_KEY and CLOUD_EC2_ACCESS_KEYS and write CLOUD_API_KEYS_DIR
-exit status:      0 on a clean stop; 1 on a configuration error (e.g. no readable certificate or key); gunicorn's
-                  own codes otherwise
+Its contract (arguments, input, output, user, exit status) is written in bin/condor-cloud-ec2, which runs it.
 
 It is condor_cloud.master.api.server's machinery (serve, gunicorn_tls_options) with another application and listener:
 the same certificate and key (CLOUD_API_TLS_CERT/KEY), TLS 1.2 or newer, and CLOUD_API_PLAIN_HTTP.
