@@ -62,8 +62,9 @@ class NoSuchInstance(CloudError):
         super().__init__("no instance %s" % shown(instance_id), errors.BAD_REQUEST)
 
 
-def classad_string(value):
-    """A ClassAd string literal for a value that was validated to need no escaping (defense in depth)."""
+def plain_literal(value):
+    """A ClassAd string literal of a value that needs no escaping, else ValueError: the API checks every value
+    before (defense in depth). Unlike node.jobad.classad_string, which escapes what a hook writes back."""
     if not isinstance(value, str) or not _LITERAL_RE.fullmatch(value):
         raise ValueError("refusing to put %s into a job attribute" % shown(value))
     return '"%s"' % value
@@ -150,7 +151,9 @@ class InstanceInfo:
         return image_id(self.image) if self.image else ""
 
 
-def _get(ad, name, kind, default=None):
+def ad_value(ad, name, kind, default=None):
+    """ad[name] as kind (str or int), or default: lenient, because the API shows every job in the queue whatever its
+    ad holds (a node's hook uses node.jobad.get, which is strict and refuses a malformed job instead)."""
     try:
         value = ad.get(name, default) if hasattr(ad, "get") else default
     except Exception:  # an expression that does not evaluate
@@ -168,7 +171,7 @@ def _get(ad, name, kind, default=None):
 def _addresses(ad):
     found = []
     for attr in ("ChirpCloudAddresses",):
-        for item in _get(ad, attr, str, "").replace(",", " ").split():
+        for item in ad_value(ad, attr, str, "").replace(",", " ").split():
             try:
                 address = str(ipaddress.ip_address(item))
             except ValueError:
@@ -181,36 +184,36 @@ def _addresses(ad):
 def owner_of(ad, api_account):
     """The cloud user who owns a job: CloudOwner on the API account's jobs, else the job's Owner (authenticated by
     the schedd). A CloudOwner on anybody else's job is ignored."""
-    owner = _get(ad, "Owner", str, "")
+    owner = ad_value(ad, "Owner", str, "")
     if owner == api_account:
-        return _get(ad, "CloudOwner", str, "") or owner
+        return ad_value(ad, "CloudOwner", str, "") or owner
     return owner
 
 
 def info_from_ad(ad, api_account=DEFAULT_API_ACCOUNT):
     """An InstanceInfo for a VM job ad (also one submitted by hand), or None if the ad is unusable."""
-    global_id = _get(ad, "GlobalJobId", str)
+    global_id = ad_value(ad, "GlobalJobId", str)
     instance_id = instance_id_of(global_id) if global_id else None
-    cluster, proc = _get(ad, "ClusterId", int), _get(ad, "ProcId", int)
+    cluster, proc = ad_value(ad, "ClusterId", int), ad_value(ad, "ProcId", int)
     if not instance_id or cluster is None or proc is None:
         return None
-    status = _get(ad, "JobStatus", int, 0)
-    trusted = _get(ad, "Owner", str, "") == api_account  # Cloud* attributes were set by the API itself
+    status = ad_value(ad, "JobStatus", int, 0)
+    trusted = ad_value(ad, "Owner", str, "") == api_account  # Cloud* attributes were set by the API itself
     # CloudImage: the schedd's transform CloudRank sets it from vm_disk at submit (and protects it afterwards)
-    image = _get(ad, "CloudImage", str, "")
+    image = ad_value(ad, "CloudImage", str, "")
     if not image:
-        disk = _get(ad, "VMPARAM_vm_Disk", str, "")
+        disk = ad_value(ad, "VMPARAM_vm_Disk", str, "")
         image = disk.split(",")[0].split(":")[0].rsplit("/", 1)[-1] if disk else ""
     return InstanceInfo(
         id=instance_id, cluster=cluster, proc=proc,
-        name=(trusted and _get(ad, "CloudName", str)) or _get(ad, "Cmd", str, "") or "%d.%d" % (cluster, proc),
+        name=(trusted and ad_value(ad, "CloudName", str)) or ad_value(ad, "Cmd", str, "") or "%d.%d" % (cluster, proc),
         owner=owner_of(ad, api_account),
-        image=image, profile=_get(ad, "CloudProfile", str, "") if trusted else "",
+        image=image, profile=ad_value(ad, "CloudProfile", str, "") if trusted else "",
         state=_STATES.get(status, STOPPED), job_status=status,
-        memory=_get(ad, "JobVMMemory", int), cpus=_get(ad, "JobVM_VCPUS", int),
-        keyname=_get(ad, "CloudKeyName", str, "") if trusted else "",
-        launch_time=_get(ad, "QDate", int), start_time=_get(ad, "JobStartDate", int),
-        hold_reason=_get(ad, "HoldReason", str, "") if status == 5 else "",
+        memory=ad_value(ad, "JobVMMemory", int), cpus=ad_value(ad, "JobVM_VCPUS", int),
+        keyname=ad_value(ad, "CloudKeyName", str, "") if trusted else "",
+        launch_time=ad_value(ad, "QDate", int), start_time=ad_value(ad, "JobStartDate", int),
+        hold_reason=ad_value(ad, "HoldReason", str, "") if status == 5 else "",
         addresses=_addresses(ad))
 
 
@@ -273,7 +276,7 @@ class CloudJobs:
         base = "JobUniverse == %d" % VM_UNIVERSE
         if owner is None:
             return base
-        api, user = classad_string(self.api_account), classad_string(owner)
+        api, user = plain_literal(self.api_account), plain_literal(owner)
         return "%s && ((Owner == %s && CloudOwner == %s) || (Owner == %s && Owner != %s))" % (base, api, user, user,
                                                                                              api)
 
@@ -304,7 +307,7 @@ class CloudJobs:
         run as anyone else, the job is that account's own and owner must be that account (the schedd refuses
         Cloud* attributes from it). User data and the SSH key travel as input files spooled to the schedd, never
         as job attributes: any schedd user can read any job's attributes. attributes: more Cloud* attributes
-        (the EC2 API's), {name: str or list of str}, each string checked by classad_string; API account only."""
+        (the EC2 API's), {name: str or list of str}, each string checked by plain_literal; API account only."""
         import htcondor2
 
         images.check_image_name(image)
@@ -320,16 +323,16 @@ class CloudJobs:
             "executable": name,
         }
         if self.submitter == self.api_account:
-            description["+CloudOwner"] = classad_string(owner)
-            description["+CloudProfile"] = classad_string(profile.id)
-            description["+CloudName"] = classad_string(name)
+            description["+CloudOwner"] = plain_literal(owner)
+            description["+CloudProfile"] = plain_literal(profile.id)
+            description["+CloudName"] = plain_literal(name)
             if key is not None:
-                description["+CloudKeyName"] = classad_string(key.name)
+                description["+CloudKeyName"] = plain_literal(key.name)
             for attr, value in sorted((attributes or {}).items()):
                 if not re.fullmatch(r"Cloud[A-Z][A-Za-z]{1,40}", attr) or "+" + attr in description:
                     raise ValueError("refusing to set job attribute %s" % shown(attr))
-                description["+" + attr] = (classad_string(value) if isinstance(value, str) else
-                                           "{%s}" % ",".join(classad_string(v) for v in value))
+                description["+" + attr] = (plain_literal(value) if isinstance(value, str) else
+                                           "{%s}" % ",".join(plain_literal(v) for v in value))
         elif attributes:
             raise CloudError("only the API's account (%s) sets Cloud* attributes" % self.api_account,
                              errors.BAD_REQUEST)
@@ -403,7 +406,7 @@ class CloudJobs:
         job = "%d.%d" % (info.cluster, info.proc)
         schedd = self._schedd()
         result = self._call("destroying an instance", schedd.act, htcondor2.JobAction.Remove, job, reason=reason)
-        if _get(result, "TotalSuccess", int, 1) > 0:
+        if ad_value(result, "TotalSuccess", int, 1) > 0:
             if linger is None:
                 return None
 
@@ -419,11 +422,11 @@ class CloudJobs:
             timer.daemon = True
             timer.start()
             return timer
-        if _get(result, "TotalJobsNotFound", int, 0) > 0:
+        if ad_value(result, "TotalJobsNotFound", int, 0) > 0:
             raise NoSuchInstance(info.id)
-        if _get(result, "TotalPermissionDenied", int, 0) > 0:
+        if ad_value(result, "TotalPermissionDenied", int, 0) > 0:
             raise BackendError("the schedd refused to remove job %d.%d: permission denied (the API's account "
                                "can only remove jobs it submitted)" % (info.cluster, info.proc))
-        if _get(result, "TotalBadStatus", int, 0) > 0:
+        if ad_value(result, "TotalBadStatus", int, 0) > 0:
             raise InstanceStateError("instance %s is already being destroyed" % info.id)
         raise BackendError("the schedd did not remove job %d.%d" % (info.cluster, info.proc))

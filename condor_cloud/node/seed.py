@@ -23,6 +23,7 @@ from typing import List, Optional
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError, shown
 from condor_cloud.core.sshkeys import check_ssh_key  # one validator for the seed and the API's key store
+from condor_cloud.node import instance_dirs
 from condor_cloud.core.userdata import MAX_USER_DATA, SSH_KEYS_FILE, USER_DATA_FILE, check_user_data
 
 VOLUME_LABEL = "cidata"
@@ -37,7 +38,6 @@ _FILES = {
 }
 
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 # ---------------------------------------------------------------------------------------------------- validation
@@ -60,12 +60,6 @@ def hostname_for(name, instance_id):
     if not text:
         text = re.sub(r"[^a-z0-9]+", "-", "instance-%s" % instance_id.lower()).strip("-")[:63].rstrip("-")
     return check_hostname(text)
-
-
-def check_instance_id(instance_id):
-    if not isinstance(instance_id, str) or not _INSTANCE_ID_RE.fullmatch(instance_id):
-        raise CloudError("instance id %s is not usable in a seed" % shown(instance_id), errors.BAD_REQUEST)
-    return instance_id
 
 
 def parse_ssh_keys(text):
@@ -125,7 +119,7 @@ def _yaml_string(text):
 
 def meta_data(instance_id, hostname, ssh_keys=()):
     """The meta-data file (YAML): instance-id, local-hostname and, when there are keys, public-keys."""
-    lines = ["instance-id: %s" % _yaml_string(check_instance_id(instance_id)),
+    lines = ["instance-id: %s" % _yaml_string(instance_dirs.check_instance_id(instance_id)),
              "local-hostname: %s" % _yaml_string(check_hostname(hostname))]
     keys = check_ssh_keys(ssh_keys)
     if keys:

@@ -2,7 +2,7 @@
 members of its response. Every action validates all of its parameters, then calls call.commit() before it
 changes anything: commit() refuses parameters nobody read (UnknownParameter) and ends a DryRun
 (DryRunOperation). Users see and act on only their own instances and keys (as in the Deltacloud API, through
-instances_api's ownership rule); values reach job attributes only through instances_api.classad_string.
+the job layer's ownership rule (condor_cloud/master/jobs.py)); values reach job attributes only through jobs.plain_literal.
 """
 
 import base64
@@ -23,7 +23,7 @@ from condor_cloud.master.jobs import (InstanceStateError,
     NoSuchInstance,
     check_instance_name,
     user_data_for_job,
-    classad_string)
+    plain_literal)
 from condor_cloud.master.keys import NoSuchKey, check_keyname, parse_public_key
 from condor_cloud.master.ec2 import model
 from condor_cloud.master.ec2.model import (IMAGE_ID_RE,
@@ -132,7 +132,7 @@ def _check_tags(tags):
             raise invalid("Tag keys starting with 'aws:' are reserved (%s)" % shown(key))
         for text in (key, value):
             try:
-                classad_string(text)
+                plain_literal(text)
             except ValueError:
                 raise invalid("Tag %s: keys and values may contain only letters, digits, spaces and @._+=:,/-"
                               % shown(text)) from None
@@ -278,7 +278,7 @@ def run_instances(call):
     with _token_lock(call, client_token):
         if client_token:
             existing = call.jobs.instances(call.user, settings.terminated_seconds,
-                                           extra="CloudClientToken == %s" % classad_string(client_token),
+                                           extra="CloudClientToken == %s" % plain_literal(client_token),
                                            now=call.now)
             if existing:
                 views = [InstanceView(i, call.user, call.region) for i in existing]

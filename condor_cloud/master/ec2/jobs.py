@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from condor_cloud.master.jobs import PROJECTION, CloudJobs, InstanceInfo, info_from_ad, _get
+from condor_cloud.master.jobs import PROJECTION, CloudJobs, InstanceInfo, ad_value, info_from_ad
 from condor_cloud.core.userdata import USER_DATA_FILE
 
 log = logging.getLogger("condor_cloud.master.ec2")
@@ -62,12 +62,12 @@ def _has(ad, name):
 
 
 def tags_expression(tags):
-    """The CloudTags value for {key: value}; every string is checked by classad_string."""
-    from condor_cloud.master.jobs import classad_string
+    """The CloudTags value for {key: value}; every string is checked by plain_literal."""
+    from condor_cloud.master.jobs import plain_literal
 
     items = []
     for key, value in tags.items():
-        items += [classad_string(key), classad_string(value)]
+        items += [plain_literal(key), plain_literal(value)]
     return "{%s}" % ",".join(items)
 
 
@@ -76,15 +76,15 @@ class Ec2Jobs(CloudJobs):
         info = info_from_ad(ad, self.api_account)
         if info is None:
             return None
-        by_api = _get(ad, "Owner", str, "") == self.api_account
+        by_api = ad_value(ad, "Owner", str, "") == self.api_account
         inst = Instance(info=info, launched_by_api=by_api, finished=finished,
-                        ended=_get(ad, "EnteredCurrentStatus", int), remove_reason=_get(ad, "RemoveReason", str, ""))
+                        ended=ad_value(ad, "EnteredCurrentStatus", int), remove_reason=ad_value(ad, "RemoveReason", str, ""))
         if by_api:
             inst.tags = tags_of(ad)
-            if not _has(ad, "CloudTags") and _get(ad, "CloudName", str):
+            if not _has(ad, "CloudTags") and ad_value(ad, "CloudName", str):
                 inst.tags = {"Name": info.name}      # launched by the Deltacloud API (or the CLI) with a name
-            inst.client_token = _get(ad, "CloudClientToken", str, "")
-            inst.reservation = _get(ad, "CloudReservation", str, "")
+            inst.client_token = ad_value(ad, "CloudClientToken", str, "")
+            inst.reservation = ad_value(ad, "CloudReservation", str, "")
         return inst
 
     def instances(self, owner, terminated_window=None, extra=None, now=None):
