@@ -121,7 +121,7 @@ dist: version-check
 	rm -f $(TARBALL)
 	{ git ls-files -co --exclude-standard -- $(DIST_PATHS) 2>/dev/null || \
 	  find $(wildcard $(DIST_PATHS)) -type f ! -path '*/__pycache__/*' ! -name '*.pyc'; } | sort -u | \
-	  while read -r f; do [ -f "$$f" ] && echo "$$f"; done > $(BUILDDIR)/dist-files
+	  while read -r f; do if [ -f "$$f" ]; then echo "$$f"; fi; done > $(BUILDDIR)/dist-files
 	tar --create --gzip --file $(TARBALL) --files-from $(BUILDDIR)/dist-files --sort=name \
 	    --owner=0 --group=0 --numeric-owner --mode='u+rw,go+r,go-w' \
 	    --mtime="@$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)}" \
@@ -220,7 +220,7 @@ endif
 	# Owners (condor-cloud:condor-cloud) come from the RPM's %attr or from systemd-tmpfiles --create.
 	$(INSTALL) -d -m 2775 $(DESTDIR)$(STATEDIR)/local_cache
 	$(INSTALL) -d -m 2771 $(DESTDIR)$(STATEDIR)/instances
-	$(INSTALL) -d -m 2750 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles
+	$(INSTALL) -d -m 2770 $(DESTDIR)$(LOCALSTATEDIR)/log/condor-cloud/consoles
 
 # Benchmarks: measurements, not tests. Writes docs/PERFORMANCE.md in about 25 minutes, the real-pool parts (4, 5,
 # 6 failures) included; root (it loop-mounts an XFS image for the reflink figures). BENCH_ARGS= skips the pool;

@@ -3,7 +3,8 @@
 On the node, libvirt's virtlogd writes the serial console to CLOUD_CONSOLE_DIR/<instance id>.log (virtlogd caps
 its size). The prepare hook creates that file first, owned by the execute account, and hard-links it into the
 job's sandbox as `console.log`. virtlogd runs as root and follows whatever it finds at that name, so the directory
-is writable by the execute account alone (condor-cloud, mode 2750): no other account can plant a symlink there.
+is writable by the execute account and its group only (condor-cloud, mode 2770; the group's one other member is
+condor, whose cleanup removes an orphaned instance's log): no user's account can plant a symlink there.
 The same account prunes old logs (prune). The owner then reads it from the submit side with `condor_tail <job>`
 (HTCondor's STARTER_PEEK: only the job's owner, only the job's output file in its sandbox, which the master's
 CloudConsole transform sets to console.log for VM jobs, with TransferOut = false). `condor-cloud instance console` and the
@@ -53,8 +54,8 @@ _LOG_RE = re.compile(r".+\.log(\.[0-9]{1,3})?")
 
 def prune(console_dir, now, keep):
     """Remove console logs (<id>.log and virtlogd's rotated <id>.log.N) not written for keep seconds (logs outlive
-    their instance so that a failed boot can be read afterwards). Only the directory's owner can (mode 2750), so
-    the execute account prunes, from the hooks. Returns the removed names; never raises."""
+    their instance so that a failed boot can be read afterwards). The execute account prunes, from the prepare
+    hook. Returns the removed names; never raises."""
     removed = []
     try:
         names = os.listdir(console_dir)

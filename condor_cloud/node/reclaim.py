@@ -6,8 +6,8 @@ use comes from what the system says (libvirt's running domains and the files of 
 recorded starter's pid and start time, the lock a running prepare hook holds on its instance directory, the
 image locks of the cache), and an instance.json that cannot be read means "keep it and log it", never "remove".
 
-Old console logs are pruned by the prepare hook (consoles.prepare, as condor-cloud): the console directory is
-writable by that account alone (virtlogd, as root, follows whatever is at a log's name)."""
+An orphan's console log goes with it; other old console logs are pruned by the prepare hook (console_log.prune,
+as condor-cloud)."""
 
 import fcntl
 import functools
@@ -17,7 +17,7 @@ import sys
 import time
 
 from condor_cloud.core import processes
-from condor_cloud.node import instance_dirs
+from condor_cloud.node import console_log, instance_dirs
 from condor_cloud.node.cache import FILL_PREFIX
 from condor_cloud.core.errors import CloudError
 
@@ -175,6 +175,9 @@ def _reclaim(settings, hypervisor, instance_id, instance, domains, now, log):
                   % (instance_id, others[0].name, others[0].uuid))
         return False
     instance_dirs.remove(settings.instance_dir, instance_id)
+    # Its console log too: the node cannot tell an instance destroyed while it was down from one lost in a crash,
+    # and a destroyed instance leaves nothing (a restarted one gets a new id and a new log).
+    console_log.remove(settings.console_dir, instance_id)
     return True
 
 

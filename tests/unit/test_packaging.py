@@ -49,7 +49,7 @@ NODE_FILES = {
     "/var/lib/condor-cloud/local_cache": ("drwxrwsr-x", "condor-cloud", "condor-cloud", ""),
     "/var/lib/condor-cloud/instances": ("drwxrws--x", "condor-cloud", "condor-cloud", ""),
     "/var/log/condor-cloud": ("drwxr-xr-x", "root", "root", ""),
-    "/var/log/condor-cloud/consoles": ("drwxr-s---", "condor-cloud", "condor-cloud", ""),
+    "/var/log/condor-cloud/consoles": ("drwxrws---", "condor-cloud", "condor-cloud", ""),
 }
 MASTER_FILES = {
     "/etc/condor/config.d/20condor_cloud_master.config": ("-rw-r--r--", "root", "root", "cn"),
