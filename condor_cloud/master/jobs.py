@@ -62,6 +62,16 @@ class NoSuchInstance(CloudError):
         super().__init__("no instance %s" % shown(instance_id), errors.BAD_REQUEST)
 
 
+def condor_errors():
+    """What the htcondor2 bindings raise when a daemon cannot be reached or refuses: RuntimeError in HTCondor 23.x
+    (e.g. "Unable to locate local daemon"; 23.9.6 has no HTCondorException), htcondor2.HTCondorException where it
+    exists (24.x and later)."""
+    import htcondor2
+
+    found = getattr(htcondor2, "HTCondorException", None)
+    return (RuntimeError, found) if isinstance(found, type) else (RuntimeError,)
+
+
 def plain_literal(value):
     """A ClassAd string literal of a value that needs no escaping, else ValueError: the API checks every value
     before (defense in depth). Unlike node.jobad.classad_string, which escapes what a hook writes back."""
@@ -260,15 +270,13 @@ class CloudJobs:
             if self._schedd_factory is not None:
                 return self._schedd_factory()
             return htcondor2.Schedd()
-        except htcondor2.HTCondorException as exc:
+        except condor_errors() as exc:
             raise BackendError("cannot locate the HTCondor schedd: %s" % exc) from None
 
     def _call(self, what, fn, *args, **kwargs):
-        import htcondor2
-
         try:
             return fn(*args, **kwargs)
-        except htcondor2.HTCondorException as exc:
+        except condor_errors() as exc:
             raise BackendError("HTCondor schedd error while %s: %s" % (what, exc)) from None
 
     def constraint(self, owner=None):

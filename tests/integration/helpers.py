@@ -1,5 +1,6 @@
-"""Helpers shared by the integration tests: reading a guest's console on its node, waiting for a condition with
-the pool's logs on timeout, and talking to the API from inside a sandbox's network namespace.
+"""Helpers shared by the integration tests: reading a guest's console on its node and talking to the API from inside
+a sandbox's network namespace.  Waiting is tests/sandbox/wait.py's wait_for (with explain=lambda: sb.diagnose(cluster)
+for the job's hold reason and the StarterLogs).
 
 The API serves HTTPS (as installed) with the self-signed certificate Sandbox.start_api made with
 `condor-cloud api-cert create`. Clients trust exactly that certificate: urllib through ssl_context(sb), requests
@@ -13,9 +14,11 @@ import json
 import os
 import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
+
+from errors import WaitTimeout
+from wait import wait_for
 
 CONSOLES = "/var/log/condor-cloud/consoles"
 BOOTED = "CONDOR-CLOUD-GUEST-BOOTED"
@@ -38,21 +41,6 @@ def console(sb, cluster, proc=0):
         with open(path, errors="replace") as f:
             text += f.read()
     return text
-
-
-def wait_for(what, predicate, timeout, sb=None, cluster=None, interval=0.5):
-    """predicate()'s first true value within timeout seconds; else AssertionError with the job's hold reason and
-    the StarterLogs."""
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    detail = ""
-    if sb is not None:
-        detail = "\nHoldReason=%s\n%s" % (sb.hold_reason(cluster) if cluster else "", sb.starter_log())
-    raise AssertionError("timed out after %ss waiting for %s%s" % (timeout, what, detail))
 
 
 def job_attr(sb, jid, attr):
@@ -135,31 +123,30 @@ def http(sb, method, path, user=None, data=None, accept="application/json", pass
 def api_console(sb, user, instance_id, timeout=90):
     """(status, headers, body) of GET /api/instances/:id/console as a patient client reads it: while the node is
     busy (HTCondor's starter sleeps 30 s after starting a domain) the API answers 503 with Retry-After; wait that
-    long and ask again, up to timeout seconds."""
-    end = time.time() + timeout
-    while True:
-        status, headers, body = http(sb, "GET", "/api/instances/%s/console" % instance_id, user)
-        if status != 503 or time.time() > end:
-            return status, headers, body
-        time.sleep(min(10, int(headers.get("Retry-After", "5"))))
+    long and ask again, up to timeout seconds (then the last answer)."""
+    try:
+        return wait_for("the console of %s (not 503)" % instance_id,
+                        lambda: http(sb, "GET", "/api/instances/%s/console" % instance_id, user), timeout,
+                        accept=lambda answer: answer[0] != 503,
+                        interval=lambda answer: min(10, int(answer[1].get("Retry-After", "5"))))
+    except WaitTimeout as still_busy:
+        return still_busy.last
+
+
+def api_state(sb, user, instance_id):
+    """The instance's state as the API shows it to user ('gone' = 404)."""
+    status, _, body = http(sb, "GET", "/api/instances/" + instance_id, user)
+    if status == 404:
+        return "gone"
+    assert status == 200, body
+    return json.loads(body)["instance"]["state"]
 
 
 def wait_state(sb, user, instance_id, states, timeout=240):
     """Poll the API until the instance's state is one of states ('gone' = 404); return it."""
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        status, _, body = http(sb, "GET", "/api/instances/" + instance_id, user)
-        if status == 404:
-            last = "gone"
-        else:
-            assert status == 200, body
-            last = json.loads(body)["instance"]["state"]
-        if last in states:
-            return last
-        time.sleep(2)
-    raise AssertionError("instance %s is %s, not %s, after %ss\n%s" % (instance_id, last, states, timeout,
-                                                                       sb.starter_log()))
+    return wait_for("instance %s to be %s" % (instance_id, " or ".join(states)),
+                    lambda: api_state(sb, user, instance_id), timeout, interval=2, accept=lambda st: st in states,
+                    explain=sb.starter_log)
 
 
 def start_api(sb):

@@ -3,11 +3,10 @@ cidata, and the guest prints the user data it finds there (tests/images `seed` v
 input file named user-data (docs/SUBMIT.txt); the API's launches spool the same file (tests/integration/
 test_isolation.py)."""
 
-import time
-
 import pytest
 
 from helpers import console
+from wait import wait_for
 
 SUBMIT = """\
 universe = vm
@@ -39,15 +38,16 @@ def test_guest_reads_its_user_data_from_the_seed(sandbox, test_images):
     user_data = "#cloud-config\nruncmd:\n - echo hello from condor cloud\n"
     write_user_data(sandbox, user_data.encode())
     cluster = sandbox.submit(SUBMIT, user="alice")
-    end = time.time() + 300
-    seen = ""
-    while time.time() < end:
+
+    def seed_shown():
         seen = console(sandbox, cluster)
         if "CONDOR-CLOUD-SEED-META-DATA-END" in seen or "CONDOR-CLOUD-SEED-MISSING" in seen:
-            break
+            return seen
         if sandbox.job_status(cluster) == "held":
             pytest.fail("held: %s" % sandbox.hold_reason(cluster))
-        time.sleep(1)
+        return None
+
+    seen = wait_for("the guest to print its seed", seed_shown, 300, explain=lambda: sandbox.diagnose(cluster))
     assert "CONDOR-CLOUD-SEED-MISSING" not in seen, seen
     assert between(seen, "CONDOR-CLOUD-SEED-USER-DATA-BEGIN", "CONDOR-CLOUD-SEED-USER-DATA-END") \
         .replace("\r", "") == user_data.strip()

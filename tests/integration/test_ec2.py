@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -23,6 +22,7 @@ import pytest
 
 from helpers import (BOOTED, EC2_REGION, EC2_URL, ec2_client, ec2_env, in_netns, run_in_netns, ssl_context, start_api,
                      start_ec2, stop_api, stop_ec2)
+from wait import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 BIN = os.path.dirname(sys.executable)
@@ -69,14 +69,9 @@ def console_says_booted(pool, instance_id, user="alice"):
     """Poll GetConsoleOutput (the API reads it with condor_tail) until the guest's boot message is there."""
     def poll():
         client = boto(pool, user)
-        end = time.time() + 180
-        text = ""
-        while time.time() < end:
-            text = client.get_console_output(InstanceId=instance_id).get("Output", "")
-            if BOOTED in text:
-                return text
-            time.sleep(3)
-        raise AssertionError("no %s in the console of %s: %r" % (BOOTED, instance_id, text[-500:]))
+        return wait_for("%s in the console of %s" % (BOOTED, instance_id),
+                        lambda: client.get_console_output(InstanceId=instance_id).get("Output", ""), 180, interval=3,
+                        accept=lambda text: BOOTED in text)
 
     return in_netns(pool, poll)
 
@@ -285,9 +280,8 @@ def test_ansible_imports_a_key_launches_with_user_data_and_terminates(pool, ssh_
     reader = threading.Thread(target=lambda: output.extend(proc.stdout))
     reader.start()
     try:
-        end = time.time() + BOOT_TIMEOUT + 120
-        while not out.exists() and proc.poll() is None and time.time() < end:
-            time.sleep(2)
+        wait_for("the playbook's result", lambda: out.exists() or proc.poll() is not None, BOOT_TIMEOUT + 120,
+                 interval=2, explain=lambda: "".join(output))
         assert out.exists(), "".join(output)
         result = json.loads(out.read_text())
         assert result["state"] == "running" and result["tags"] == {"Name": "ansible-vm"}

@@ -13,7 +13,7 @@ API, and at the moment it turns true also through condor_q and the CLI, within t
 What makes it hold: config.d (the CloudLease transform, JobLeaseDuration = 36; STARTER_HANDLES_ALIVES = False) and
 CloudJobs.remove (RemoveX when a removed job is still queued 20 s later). Why, and the HTCondor 23.9.6 source
 behind it: docs/DESIGN.txt, "Failures: instances and nodes"; the knobs are unit-tested in
-tests/unit/test_failure_config.py and tests/unit/test_failure_remove.py. One instance at a time (plus its restart);
+tests/unit/config_d/test_failure_config.py and tests/unit/master/test_jobs.py. One instance at a time (plus its restart);
 the measured times are printed.
 
 The sandbox's nodes share one libvirtd, so two domains of one job (same name) cannot run at once even on two
@@ -30,8 +30,9 @@ import time
 
 import pytest
 
-from helpers import by_hand, http, start_api, stop_api, wait_for
-from sandbox import _kill, _pids_in_root
+from helpers import by_hand, http, start_api, stop_api
+from host import kill, pids_in_root
+from wait import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
@@ -63,11 +64,11 @@ def pool(sandbox, test_images):
 def stop_node(sb):
     """Stop the second node (its condor_master, by PID: a graceful shutdown that vacates what runs there)."""
     pid = sb.state["pids"].pop("condor_master_" + NODE, None)
-    sb._save()
-    if pid and pid in _pids_in_root(sb.root):
+    sb.save()
+    if pid and pid in pids_in_root(sb.root):
         for p in node_pids(sb, pid):  # never leave it frozen
             _signal(p, signal.SIGCONT)
-        _kill([pid], 60)
+        kill([pid], 60)
     wait_for("node %s to leave the pool" % NODE, lambda: "@%s@" % NODE not in sb.run(
         ["condor_status", "-af", "Name"], check=False).stdout, 60)
 
@@ -106,7 +107,7 @@ def node_pids(sb, master=None):
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(d))
-    ours, found, todo = set(_pids_in_root(sb.root)), [], [master]
+    ours, found, todo = set(pids_in_root(sb.root)), [], [master]
     while todo:
         pid = todo.pop()
         if pid in ours:
@@ -122,7 +123,7 @@ def qemu_pid(sb, domain):
             pid = int(f.read().strip())
     except (OSError, ValueError):
         return None
-    return pid if pid in _pids_in_root(sb.root) else None
+    return pid if pid in pids_in_root(sb.root) else None
 
 
 def domains(sb, cluster):
@@ -211,7 +212,8 @@ def running_vm(sb, instance_id, cluster, timeout=240):
             return None
         return {"node": node, "dir": os.path.dirname(metas[0]), "uuid": meta["uuid"], "domain": names[0],
                 "starter": meta["starter"]["pid"], "starts": starts(sb, cluster)}
-    return wait_for("instance %s RUNNING with its domain" % instance_id, ready, timeout, sb, cluster, interval=1)
+    return wait_for("instance %s RUNNING with its domain" % instance_id, ready, timeout,
+                    explain=lambda: sb.diagnose(cluster), interval=1)
 
 
 def wait_true_state(sb, instance_id, cluster, since, before, what, node=None):
@@ -219,21 +221,23 @@ def wait_true_state(sb, instance_id, cluster, since, before, what, node=None):
     to start again), or RUNNING again (NumShadowStarts grew past `before`). A lost instance is started again, so
     STOPPED or gone fail. Then condor_q and the CLI must say the same. Returns (seconds, [(seconds, state)...])."""
     seen = []
-    while True:
+
+    def started_again():
         state = api_state(sb, instance_id)
-        elapsed = time.time() - since
         if not seen or seen[-1][1] != state:
-            seen.append((round(elapsed, 1), state))
+            seen.append((round(time.time() - since, 1), state))
         if state == "PENDING" or (state == "RUNNING" and starts(sb, cluster) > before):
-            break
+            return True
         assert state == "RUNNING", "%s: the instance became %s (%s), not started again\n%s" % (
             what, state, seen, diagnostics(sb, node))
-        assert elapsed < BOUND, "%s: the API still shows the lost instance RUNNING after %.0f s\n%s" % (
-            what, elapsed, diagnostics(sb, node))
-        time.sleep(1)
+        return False
+
+    wait_for("%s: the API to show the lost instance started again (it still shows it RUNNING)" % what,
+             started_again, BOUND - (time.time() - since), explain=lambda: "%s\n%s" % (seen, diagnostics(sb, node)))
+    elapsed = time.time() - since
     status, count = ((q(sb, cluster, "JobStatus", "NumShadowStarts") or ["gone"]) + ["0"])[:2]
     assert status == "1" or (status == "2" and int(count) > before), (what, status, count, sb.hold_reason(cluster))
-    cli = json.loads(sb.run(["python3", "-m", "condor_cloud.master.cli", "instance", "show", instance_id, "--json"]).stdout)
+    cli = json.loads(sb.run(["condor-cloud", "instance", "show", instance_id, "--json"]).stdout)
     assert cli["state"] == "PENDING" or (cli["state"] == "RUNNING" and starts(sb, cluster) > before), cli
     return elapsed, seen
 
@@ -242,17 +246,17 @@ def wait_gone(sb, instance_id, cluster, since, what, node=None):
     """Poll the API every second from `since` (the DELETE) until the instance has left it (404 and not listed);
     condor_q must not show it either. Returns (seconds, [(seconds, state)...])."""
     seen = []
-    while True:
+
+    def gone():
         state = api_state(sb, instance_id)
         listed = any(i["id"] == instance_id for i in api_instances(sb))
-        elapsed = time.time() - since
         if not seen or seen[-1][1] != state:
-            seen.append((round(elapsed, 1), state))
-        if state == "gone" and not listed:
-            break
-        assert elapsed < BOUND, "%s: instance still %s %.0f s after its DELETE (%s)\n%s" % (
-            what, state, elapsed, seen, diagnostics(sb, node))
-        time.sleep(1)
+            seen.append((round(time.time() - since, 1), state))
+        return state == "gone" and not listed
+
+    wait_for("%s: the instance to leave the API after its DELETE" % what, gone, BOUND - (time.time() - since),
+             explain=lambda: "%s\n%s" % (seen, diagnostics(sb, node)))
+    elapsed = time.time() - since
     assert q(sb, cluster, "JobStatus") is None
     return elapsed, seen
 
@@ -261,17 +265,19 @@ def node_keeps_nothing(sb, vm, cluster, timeout):
     """The node has destroyed the old instance's domain and removed its directory (overlay, seed, instance.json
     with its cache reference). Returns the seconds it took."""
     start = time.time()
-    wait_for("the old domain %s to go" % vm["uuid"], lambda: vm["uuid"] not in domain_uuids(sb), timeout, sb,
-             cluster)
+    wait_for("the old domain %s to go" % vm["uuid"], lambda: vm["uuid"] not in domain_uuids(sb), timeout,
+             explain=lambda: sb.diagnose(cluster))
     wait_for("the old instance directory %s to go" % vm["dir"], lambda: not os.path.exists(vm["dir"]), timeout,
-             sb, cluster)
+             explain=lambda: sb.diagnose(cluster))
     return time.time() - start
 
 
 def remove_by_hand(sb, cluster):
     sb.run(["condor_rm", "%d.0" % cluster], user="alice", check=False)
-    wait_for("job %d to leave the queue" % cluster, lambda: q(sb, cluster, "JobStatus") is None, 120, sb, cluster)
-    wait_for("job %d's domains to go" % cluster, lambda: domains(sb, cluster) == [], 120, sb, cluster)
+    wait_for("job %d to leave the queue" % cluster, lambda: q(sb, cluster, "JobStatus") is None, 120,
+             explain=lambda: sb.diagnose(cluster))
+    wait_for("job %d's domains to go" % cluster, lambda: domains(sb, cluster) == [], 120,
+             explain=lambda: sb.diagnose(cluster))
 
 
 # -- item 1: a lost VM is started again ------------------------------------------------------------------------
@@ -307,7 +313,7 @@ def test_node_htcondor_killed_and_restarted(pool):
         for pid in pids:  # the master first: nothing restarts the rest
             _signal(pid, signal.SIGKILL)
         killed = time.time()
-        wait_for("the node's processes to die", lambda: not set(pids) & set(_pids_in_root(pool.root)), 10)
+        wait_for("the node's processes to die", lambda: not set(pids) & set(pids_in_root(pool.root)), 10)
         survived = vm["uuid"] in domain_uuids(pool)  # the guest's QEMU (libvirt's child) outlives HTCondor
         time.sleep(5)                                # like a service manager restarting it
     finally:
@@ -390,12 +396,13 @@ def test_delete_with_the_startd_off_is_final(pool):
         # which end came first: the shadow's own (it sleeps out the job lease once the startd refused its kill:
         # "Failed to kill starter") or the API's RemoveX 20 s after the DELETE (the schedd SIGKILLs the shadow)
         shadow = shadow_log(pool, cluster, "Failed to kill starter", "EXITING")
-        wait_for("the node's startd to be off", lambda: node_slots(pool, node) == [], 120, pool, cluster)
+        wait_for("the node's startd to be off", lambda: node_slots(pool, node) == [], 120,
+                 explain=lambda: pool.diagnose(cluster))
         off = time.time() - deleted
     finally:
         pool.run(["condor_on", "-addr", address, "-daemon", "startd"], check=False)
     wait_for("the node's startd back", lambda: any(line.split()[-1] == "true" for line in node_slots(pool, node)),
-             120, pool, cluster)
+             120, explain=lambda: pool.diagnose(cluster))
     back = time.time() - deleted
     cleaned = node_keeps_nothing(pool, vm, cluster, 60)
     consoles = glob.glob(pool.path("/var/log/condor-cloud/consoles/%s.log" % os.path.basename(vm["dir"])))

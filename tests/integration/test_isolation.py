@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from helpers import http, start_api, stop_api, wait_for, wait_state
+from helpers import http, start_api, stop_api, wait_state
+from wait import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
@@ -49,7 +50,7 @@ def alices(pool):
     assert wait_state(pool, "alice", inst["id"], ("RUNNING",)) == "RUNNING"
     found = wait_for("alice's instance directory on the node",
                      lambda: glob.glob(pool.path("/var/lib/condor-cloud/instances/%d.0-*" % inst["cluster"])),
-                     240, pool, inst["cluster"])
+                     240, explain=lambda: pool.diagnose(inst["cluster"]))
     inst["node_dir"] = found[0]
     inst["instance_id"] = os.path.basename(found[0])
     yield inst
@@ -100,7 +101,7 @@ def test_other_users_cannot_read_user_data_or_keys(pool, alices):
     log = pool.path("/var/log/condor-cloud/consoles/%s.log" % alices["instance_id"])
     seen = wait_for("the guest's seed on its console",
                     lambda: "CONDOR-CLOUD-SEED-META-DATA-END" in open(log, errors="replace").read()
-                    and open(log, errors="replace").read(), 240, pool, alices["cluster"])
+                    and open(log, errors="replace").read(), 240, explain=lambda: pool.diagnose(alices["cluster"]))
     assert "alice-secret-token-7f3a9c" in seen, seen
     assert KEY.split()[1] in seen, seen
     assert http(pool, "GET", "/api/instances/" + alices["id"], "bob")[0] == 404

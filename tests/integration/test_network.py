@@ -19,8 +19,10 @@ import subprocess
 
 import pytest
 
-from helpers import by_hand, console, http, job_attr, start_api, stop_api, wait_for
-from sandbox import Sandbox, _alive, _pids_in_root
+from helpers import by_hand, console, http, job_attr, start_api, stop_api
+from host import alive, pids_in_root
+from sandbox import Sandbox
+from wait import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -72,7 +74,7 @@ def test_network_lives_only_in_the_sandbox_namespace(net_pool):
     assert "masquerade" not in ruleset and "snat" not in ruleset.replace("srcnat", "")
     assert [line for line in sb.run(["ip", "route"]).stdout.splitlines() if line.startswith("default")] == []
     pid = sb.network["dnsmasq_pid"]
-    assert pid in _pids_in_root(sb.root)
+    assert pid in pids_in_root(sb.root)
     assert os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/" + sb.netns).st_ino
 
 
@@ -93,7 +95,8 @@ def test_published_address_is_the_dhcp_lease(net_pool):
     cluster = sb.submit(by_hand("dhcp.qcow2"))
     jid = "%d.0" % cluster
     ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
-                                                                       [None])[-1], 300, sb, cluster)
+                                                                       [None])[-1], 300,
+                                                                       explain=lambda: sb.diagnose(cluster))
     # The MAC is made from the job id (02, proc, cluster: condor_cloud/node/macs.py) and the domain XML uses it.
     mac = "02:00:" + ":".join("%02x" % b for b in cluster.to_bytes(4, "big"))
     [domain] = [n for n in sb.virsh("list", "--name").split() if n.endswith("_" + jid)]
@@ -106,7 +109,8 @@ def test_published_address_is_the_dhcp_lease(net_pool):
     assert [lease["ip"] for lease in leases] == [ip]
     # ... and the update hook published it into the job ad (starter -> shadow -> schedd)
     published = wait_for("ChirpCloudAddress in condor_q", lambda: (lambda out: out if out != "undefined" else None)(
-        sb.run(["condor_q", jid, "-af", "ChirpCloudAddress"]).stdout.strip()), 180, sb, cluster)
+        sb.run(["condor_q", jid, "-af", "ChirpCloudAddress"]).stdout.strip()), 180,
+        explain=lambda: sb.diagnose(cluster))
     assert published == ip
     assert sb.run(["condor_q", jid, "-af", "ChirpCloudAddresses"]).stdout.strip() == ip
     print("\n%s: guest %s, lease %s -> %s, condor_q ChirpCloudAddress %s" % (jid, ip, mac, leases[0]["ip"],
@@ -135,7 +139,8 @@ def test_api_launch_with_user_data_and_key_shows_the_address(net_pool):
         inst = json.loads(body)["instance"]
         cluster = int(inst["id"].split("_")[-2].split(".")[0])
         ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
-                                                                           [None])[-1], 300, sb, cluster)
+                                                                           [None])[-1], 300,
+                                                                           explain=lambda: sb.diagnose(cluster))
         text = console(sb, cluster)
         seen_user_data = text.split("CONDOR-CLOUD-SEED-USER-DATA-BEGIN\n", 1)[1].split(
             "CONDOR-CLOUD-SEED-USER-DATA-END", 1)[0]
@@ -143,7 +148,8 @@ def test_api_launch_with_user_data_and_key_shows_the_address(net_pool):
         meta = text.split("CONDOR-CLOUD-SEED-META-DATA-BEGIN", 1)[1].split("CONDOR-CLOUD-SEED-META-DATA-END", 1)[0]
         assert '"%s"' % key in meta and 'local-hostname: "api-web"' in meta
         shown = wait_for("the address in the API's public_addresses", lambda: json.loads(http(
-            sb, "GET", "/api/instances/" + inst["id"], "alice")[2])["instance"]["public_addresses"], 180, sb, cluster)
+            sb, "GET", "/api/instances/" + inst["id"], "alice")[2])["instance"]["public_addresses"], 180,
+            explain=lambda: sb.diagnose(cluster))
         assert shown == [{"address": ip, "type": "ipv4"}]
         assert job_attr(sb, "%d.0" % cluster, "ChirpCloudAddress") == ip
         print("\napi-web (%d.0): user data and key seen by the guest; address %s in the API and condor_q" % (cluster,
@@ -164,7 +170,8 @@ def test_bridged_instance_address_comes_from_the_neighbour_table(net_pool):
     cluster = sb.submit(by_hand("dhcp.qcow2", extra=['requirements = regexp("@brnode@", Name)']))
     jid = "%d.0" % cluster
     ip = wait_for("the guest's DHCP address on its console", lambda: (GUEST_IP.findall(console(sb, cluster)) or
-                                                                       [None])[-1], 300, sb, cluster)
+                                                                       [None])[-1], 300,
+                                                                       explain=lambda: sb.diagnose(cluster))
     assert ip.startswith("10.77.0.")
     assert "@brnode@" in sb.run(["condor_q", jid, "-af", "RemoteHost"]).stdout
     [domain] = [n for n in sb.virsh("list", "--name").split() if n.endswith("_" + jid)]
@@ -176,7 +183,8 @@ def test_bridged_instance_address_comes_from_the_neighbour_table(net_pool):
     neighbours = sb.run(["ip", "neigh", "show", "dev", "br0"]).stdout
     assert re.search(r"^%s lladdr %s " % (re.escape(ip), mac), neighbours, re.M), neighbours
     published = wait_for("ChirpCloudAddress in condor_q", lambda: (lambda out: out if out != "undefined" else None)(
-        sb.run(["condor_q", jid, "-af", "ChirpCloudAddress"]).stdout.strip()), 180, sb, cluster)
+        sb.run(["condor_q", jid, "-af", "ChirpCloudAddress"]).stdout.strip()), 180,
+        explain=lambda: sb.diagnose(cluster))
     assert published == ip
     assert "br0" not in host_links()
     print("\n%s on br0: guest %s, neighbour %s -> condor_q ChirpCloudAddress %s" % (jid, ip, mac, published))
@@ -186,12 +194,12 @@ def test_bridged_instance_address_comes_from_the_neighbour_table(net_pool):
 
 def test_stop_removes_dnsmasq_bridge_and_namespace(net_pool):
     sb = net_pool
-    dnsmasq = [p for p in _pids_in_root(sb.root) if open("/proc/%d/comm" % p).read().strip() == "dnsmasq"]
+    dnsmasq = [p for p in pids_in_root(sb.root) if open("/proc/%d/comm" % p).read().strip() == "dnsmasq"]
     assert sb.network["dnsmasq_pid"] in dnsmasq
     if getattr(sb, "bridge", None):
         assert sb.bridge["dnsmasq_pid"] in dnsmasq
     sb.stop()
-    assert [p for p in dnsmasq if _alive(p)] == []
+    assert [p for p in dnsmasq if alive(p)] == []
     assert not os.path.exists("/run/netns/" + sb.netns)
     assert "virbr0" not in host_links() and "br0" not in host_links()
     assert not os.path.exists(sb.rundir)

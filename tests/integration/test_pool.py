@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from helpers import BOOTED, by_hand, console, wait_for
-from sandbox import SandboxError, _pids_in_root
+from helpers import BOOTED, by_hand, console
+from host import pids_in_root
+from wait import wait_for
 
 STORE = "/var/lib/condor-cloud/shared_images"
 CACHE = "/var/lib/condor-cloud/local_cache"
@@ -70,7 +71,8 @@ def remove_and_wait(sb, cluster):
 # a. the by-hand submit boots the guest; a guest that powers off completes the job with exit code 0
 def test_by_hand_submit_boots_and_completes(pool):
     cluster = submit(pool, "demo.qcow2")
-    wait_for("the guest's boot marker", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    wait_for("the guest's boot marker", lambda: BOOTED in console(pool, cluster), 240,
+             explain=lambda: pool.diagnose(cluster))
     assert pool.wait_job(cluster, ("completed",), timeout=180) == "completed"
     ad = pool.job_ad(cluster)
     assert ad.get("ExitCode") == "0" and ad.get("ExitBySignal", "false") == "false"
@@ -81,7 +83,7 @@ def test_by_hand_submit_boots_and_completes(pool):
 # b. condor_rm of a running instance: domain, overlay and instance directory gone; cached base unchanged
 def test_condor_rm_removes_everything_but_the_cached_base(pool):
     cluster = submit(pool, "sleeper.qcow2")
-    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, explain=lambda: pool.diagnose(cluster))
     [entry] = cache_entries(pool, "sleeper.qcow2")
     base_sum = sha256(pool.path(CACHE + "/" + entry))
     [instance] = instance_dirs(pool, cluster)
@@ -98,18 +100,19 @@ def test_condor_rm_removes_everything_but_the_cached_base(pool):
 def test_owner_reads_the_console_and_vnc_address_is_published(pool):
     cluster = pool.submit(by_hand("sleeper.qcow2", extra=["vm_vnc = true"]), user="alice")
     jid = "%d.0" % cluster
-    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, explain=lambda: pool.diagnose(cluster))
     assert pool.run(["condor_q", jid, "-af", "Out", "TransferOut"]).stdout.split() == ["console.log", "false"]
     read = lambda user: pool.run(["condor-cloud", "instance", "console", jid], user=user, check=False)
     mine = wait_for("the console through condor_tail", lambda: (lambda p: p if BOOTED in p.stdout else None)(
-        read("alice")), 60, pool, cluster)
+        read("alice")), 60, explain=lambda: pool.diagnose(cluster))
     assert mine.returncode == 0 and "CONDOR-CLOUD-GUEST-BOOTED variant=sleep" in mine.stdout
     assert mine.stdout in console(pool, cluster)             # the node's log, not a copy of something else
     theirs = read("bob")
     assert theirs.returncode == 1 and "bob is not authorized" in theirs.stderr and BOOTED not in theirs.stdout
     # VNC: published by the update hook, and a real RFB server answers there (inside the sandbox's namespace).
     endpoint = wait_for("ChirpCloudVNC in condor_q", lambda: (lambda v: v if v != "undefined" else None)(
-        pool.run(["condor_q", jid, "-af", "ChirpCloudVNC"]).stdout.strip()), 120, pool, cluster)
+        pool.run(["condor_q", jid, "-af", "ChirpCloudVNC"]).stdout.strip()), 120,
+        explain=lambda: pool.diagnose(cluster))
     host, port = endpoint.rsplit(":", 1)
     assert host == "127.0.0.1" and 5900 <= int(port) < 6000               # CLOUD_VNC_LISTEN's default
     greeting = pool.run(["python3", "-c", "import socket; s = socket.create_connection(('%s', %s), 10); "
@@ -128,7 +131,8 @@ def overlay_has(path, needle):
 def test_guest_writes_land_in_its_own_overlay(pool):
     marker = b"CONDOR-CLOUD-GUEST-WROTE variant=write"
     cluster = submit(pool, "writer.qcow2")
-    wait_for("the guest's write", lambda: "CONDOR-CLOUD-GUEST-WROTE-DISK" in console(pool, cluster), 240, pool, cluster)
+    wait_for("the guest's write", lambda: "CONDOR-CLOUD-GUEST-WROTE-DISK" in console(pool, cluster), 240,
+             explain=lambda: pool.diagnose(cluster))
     [instance] = instance_dirs(pool, cluster)
     overlay = pool.path("%s/%s/vda.qcow2" % (INSTANCES, instance))
     # The guest powered off; the instance stays until vm-gahp's next status poll, so its overlay can be read.
@@ -142,10 +146,11 @@ def test_guest_writes_land_in_its_own_overlay(pool):
     pool.wait_job(cluster, ("completed",), timeout=180)
     # A second instance starts from the unchanged base: its fresh overlay holds no write of the first.
     second = submit(pool, "writer.qcow2")
-    wait_for("the second instance's overlay", lambda: instance_dirs(pool, second), 120, pool, second)
+    wait_for("the second instance's overlay", lambda: instance_dirs(pool, second), 120,
+             explain=lambda: pool.diagnose(second))
     [instance2] = instance_dirs(pool, second)
     wait_for("the second guest's write", lambda: "CONDOR-CLOUD-GUEST-WROTE-DISK" in console(pool, second), 240,
-             pool, second)
+             explain=lambda: pool.diagnose(second))
     assert instance2 != instance
     assert sha256(base) == base_sum
     pool.wait_job(second, ("completed",), timeout=180)
@@ -156,7 +161,8 @@ def test_boot_storm_copies_once_and_all_boot(pool, test_images):
     pool.put_image("storm.qcow2", test_images["poweroff"])
     cluster = submit(pool, "storm.qcow2", count=8)
     for proc in range(8):
-        wait_for("instance %d to boot" % proc, lambda p=proc: BOOTED in console(pool, cluster, p), 420, pool, cluster)
+        wait_for("instance %d to boot" % proc, lambda p=proc: BOOTED in console(pool, cluster, p), 420,
+                 explain=lambda: pool.diagnose(cluster))
     for proc in range(8):
         pool.wait_job(cluster, ("completed",), timeout=240, proc=proc)
     assert len(cache_entries(pool, "storm.qcow2")) == 1
@@ -224,7 +230,7 @@ def test_image_naming_a_host_file_is_held_with_the_reason(pool, tmp_path):
 
 def _starter_pids(sb):
     pids = []
-    for pid in _pids_in_root(sb.root):
+    for pid in pids_in_root(sb.root):
         try:
             with open("/proc/%d/comm" % pid) as f:
                 if f.read().strip() == "condor_starter":
@@ -237,7 +243,7 @@ def _starter_pids(sb):
 # f. the starter killed with SIGKILL: the cleanup reclaims the orphaned instance directory and domain
 def test_killed_starter_is_cleaned_up_within_one_period(pool):
     cluster = submit(pool, "sleeper.qcow2")
-    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, pool, cluster)
+    wait_for("the guest to boot", lambda: BOOTED in console(pool, cluster), 240, explain=lambda: pool.diagnose(cluster))
     [instance] = instance_dirs(pool, cluster)
     [name] = domains(pool, cluster)
     domain_uuid = pool.virsh("domuuid", name).strip()
@@ -267,7 +273,7 @@ def test_cache_eviction_is_lru_and_spares_bases_in_use(pool, test_images):
         pool.wait_job(c, ("completed",), timeout=300)
         time.sleep(1)
     busy = submit(pool, "sleeper.qcow2")
-    wait_for("the busy guest to boot", lambda: BOOTED in console(pool, busy), 240, pool, busy)
+    wait_for("the busy guest to boot", lambda: BOOTED in console(pool, busy), 240, explain=lambda: pool.diagnose(busy))
     sizes = {n: os.stat(pool.path(CACHE + "/" + n)).st_blocks * 512 for n in cache_entries(pool)}
     in_use = set()
     for inst in instance_dirs(pool):

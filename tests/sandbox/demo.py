@@ -19,13 +19,13 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from sandbox import Sandbox, SandboxError  # noqa: E402
+from wait import wait_for  # noqa: E402
 
 NAME = "demo"
 PORT = 3002
@@ -57,18 +57,8 @@ def up():
         say("== submitting as user alice:\n" + SUBMIT)
         cluster = sb.submit(SUBMIT, user="alice")
         say("== waiting for instance %d.0 to boot (TCG emulation here: about a minute) ..." % cluster)
-        log = None
-        end = time.time() + 300
-        while time.time() < end:
-            logs = glob.glob(sb.path("/var/log/condor-cloud/consoles/%d.0-*.log" % cluster))
-            if logs and "CONDOR-CLOUD-GUEST-BOOTED" in open(logs[0], errors="replace").read():
-                log = logs[0]
-                break
-            if sb.job_status(cluster) == "held":
-                raise SandboxError("the instance was held: %s" % sb.hold_reason(cluster))
-            time.sleep(1)
-        if not log:
-            raise SandboxError("the instance did not boot in 300 s:\n" + sb.starter_log())
+        log = wait_for("instance %d.0 to boot" % cluster, lambda: booted(sb, cluster), 300,
+                       explain=lambda: sb.diagnose(cluster))
         say("== the instance's serial console, as its owner reads it: condor-cloud instance console %d.0"
             % cluster)
         owner_view = sb.run(["condor-cloud", "instance", "console", "%d.0" % cluster], user="alice", check=False)
@@ -100,6 +90,17 @@ def up():
     except BaseException:
         sb.stop()
         raise
+
+
+def booted(sb, cluster):
+    """The console log of the job's instance once it shows the boot marker; SandboxError if the job was held."""
+    for path in glob.glob(sb.path("/var/log/condor-cloud/consoles/%d.0-*.log" % cluster)):
+        with open(path, errors="replace") as f:
+            if "CONDOR-CLOUD-GUEST-BOOTED" in f.read():
+                return path
+    if sb.job_status(cluster) == "held":
+        raise SandboxError("the instance was held: %s" % sb.hold_reason(cluster))
+    return None
 
 
 def ec2_api(sb, api):

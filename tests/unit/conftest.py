@@ -1,5 +1,15 @@
 """Unit-test fixtures. Side effects are forbidden by default: a test that starts a subprocess fails unless it is
-marked @pytest.mark.subprocess (cloud-init's disable_subp_usage habit); what such a test runs is real."""
+marked @pytest.mark.subprocess (cloud-init's disable_subp_usage habit); what such a test runs is real.
+
+Layout: tests/unit mirrors the code. The tests of condor_cloud/<role>/<path>/<module>.py are in
+tests/unit/<role>/<path>/test_<module>.py (core/, node/, node/as_condor_cloud/, node/as_root/, node/as_condor/,
+master/, master/api/, master/ec2/); the tests of the config.d snippets are in tests/unit/config_d/; scenarios/ holds
+the named cross-cutting scenarios that go through several modules at once (the binding of an instance to its starter
+across all hooks, issue 17's failure scenarios). Every test directory is a package (__init__.py; basenames such as
+test_cli.py repeat), tests/unit itself is not: it is on sys.path, so `from support import ...` works everywhere.
+
+Shared helpers and keys are defined once in support.py; fixtures used by more than one directory are here, a
+directory's own conftest.py holds only what that directory uses (master/api: `env`; master/ec2: the EC2 app)."""
 
 import os
 import subprocess
@@ -8,7 +18,8 @@ import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import REPO, make_qcow2
+
 sys.path.insert(0, REPO)
 
 
@@ -91,3 +102,18 @@ def shipped_config(tmp_path, monkeypatch):
     yield htcondor2.param
     config.write_text("")
     htcondor2.reload_config()
+
+
+@pytest.fixture
+def demo(cloud):
+    """`cloud` with a real 32 MiB qcow2 image demo.qcow2 in the store."""
+    make_qcow2(cloud.store / "demo.qcow2", "32M", data=b"DEMO-BASE" * 100)
+    return cloud
+
+
+@pytest.fixture
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
