@@ -71,7 +71,7 @@ TARBALL       := $(BUILDDIR)/$(NAME)-$(VERSION).tar.gz
 # What the tarball holds: everything the specs build, install, document and test (%check), as found in
 # the working tree (tracked or not, minus .gitignore'd files), so `make rpm` packages what you see.
 DIST_PATHS    := LICENSE Makefile setup.py pyproject.toml $(SPECS) condor_cloud bin hooks libexec templates config.d \
-                 packaging docs systemd README.md tests/conftest.py tests/unit tests/data tests/requirements.txt
+                 packaging docs systemd README.md tests/conftest.py tests/public_keys.py tests/unit tests/data tests/requirements.txt
 
 # Local builds on Debian: Fedora's python/systemd macros come from packaging/rpm-macros.debian, build
 # dependencies are not in an rpm database, and %check is skipped (`make check-unit` runs the same tests).

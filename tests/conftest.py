@@ -1,4 +1,10 @@
-"""Shared pytest options: --regenerate-output rewrites golden files instead of comparing (virt-manager's habit)."""
+"""Shared by both tiers: tests/ on sys.path (tests/public_keys.py), and the option --regenerate-output, which
+rewrites golden files instead of comparing (virt-manager's habit)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_addoption(parser):

@@ -18,11 +18,12 @@ import time
 import pytest
 
 from helpers import http, start_api, stop_api, wait_state
+from public_keys import ED25519
 from wait import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org"
+KEY = ED25519
 SECRET = b"#cloud-config\n# alice-secret-token-7f3a9c\n"
 
 

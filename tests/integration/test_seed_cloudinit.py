@@ -32,9 +32,7 @@ from condor_cloud.core import userdata
 from condor_cloud.node import seed
 
 CLOUDINIT_REL = "usr/lib/python3/dist-packages/cloudinit"
-ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org")
-ECDSA = ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBNUkdayDt35W5yccWSmrxQ/YhlJxOZPx"
-         "EVOyh9lUkujYS2YuKvYz2l4b8M3Gp1b46SXAPmV5YqD5oFy7VHPLlOU= carol")
+from public_keys import ECDSA, ED25519  # noqa: E402
 
 # Runs with cloud-init's Python: argv[1] = cloud_dir holding seed/nocloud/{meta-data,user-data,...}.
 READER = r'''

@@ -12,13 +12,9 @@ import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Real public keys (no private halves exist anywhere in the project) and a small user-data script.
-ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKIIQRb+RTtN147yImzguA+ZJcsFCuYSvtE80Xb3bBLl alice@example.org"
-RSA = ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDht5rSVgmAmCYI+GJpn9KMPr7JrvY/3lIJz4zEJ8IKNU9PQ0K58ClxUtgO5lYF"
-       "9uWtIz48I7K04uBPauLd0/i6e3X8h5L4QgGgRXWraFGgeqgq1UzRIxeCKSWXt9q+E7wncdMOa/NkVXfAImJNvgg9rRqvx09s96uX"
-       "sz0CJkXjYDgbz770p0PeDgS8BdmvitC8lfATQLn5kURKgAIOgJy0dxmIDEi4EMCsK0LbFlu0J7+T9POMvBQNThzyl58JRdSfxHBS"
-       "4++YgBqt8bw0N2a2nR43oYODkZjaTQnzat/z6/m87bSsbK+KpK20o0MIJvsRIfbnX8IAyyPeYtHID9eF bob@example.org")
-ECDSA = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBNUkdayDt35W5yccWSmrxQ/YhlJxOZPxEVOyh9lUkujYS2YuKvYz2l4b8M3Gp1b46SXAPmV5YqD5oFy7VHPLlOU= carol"
+# Real public keys, defined once for both tiers (tests/public_keys.py).
+from public_keys import ECDSA, ED25519, RSA  # noqa: E402,F401
+
 SCRIPT = b"#!/bin/sh\necho \"hello from $(hostname)\" > /dev/console\n"
 
 
