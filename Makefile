@@ -176,6 +176,7 @@ ifeq ($(INSTALL_PYLIB),yes)
 	$(MAKE) --no-print-directory install-pylib-master
 endif
 	$(call install_config,config.d/20condor_cloud_master.config)
+	$(call install_config,config.d/22condor_cloud_quotas.config)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(STATEDIR)/shared_images $(DESTDIR)$(STATEDIR)/shared_images/staging
 	$(INSTALL) -Dpm 0644 packaging/condor-cloud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/condor-cloud.conf
 	@: API server and the administrator CLI

@@ -3,6 +3,8 @@
   condor-cloud image list|add|remove|sweep the shared image store
   condor-cloud instance launch|list|show|console|destroy   instances (VM-universe jobs) through the local schedd
   condor-cloud user add|remove|passwd|list the API's users
+  condor-cloud user quota NAME [--instances N] [--cpus N] [--memory SIZE]   a user's quota (issue 15)
+  condor-cloud usage [--since DATE] [--until DATE] [--user NAME] [--json]   instance-hours per user
   condor-cloud user access-key create|list|delete NAME   the EC2 API's access keys of a user
   condor-cloud api-cert create|show        the API's TLS certificate
 
@@ -523,14 +525,161 @@ def user_remove(name):
 @user_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def user_list(as_json):
-    """List users and roles (never passwords)."""
+    """List users, roles and quotas (never passwords); a quota value marked * is the user's own (an override),
+    the others are the pool-wide defaults (CLOUD_QUOTA_*)."""
+    from condor_cloud.master import quotas
+
     with cloud_errors():
         users = sorted(_userfile().load().values(), key=lambda u: u.name)
+        defaults, qf = _quota_state()
+    rows = []
+    for u in users:
+        quota = quotas.quota_of(u.name, defaults, qf)
+        own = qf.users.get(u.name, {})
+        rows.append({"name": u.name, "role": u.role, "quota": quotas.quota_dict(quota),
+                     "overrides": [f for f in quotas.FIELDS if f in own]})
     if as_json:
-        print_json([{"name": u.name, "role": u.role} for u in users])
-    else:
-        for u in users:
-            click.echo("%-32s %s" % (u.name, u.role))
+        print_json(rows)
+        return
+    click.echo("%-32s %-6s %-10s %-10s %s" % ("NAME", "ROLE", "INSTANCES", "VCPUS", "MEMORY"))
+    for r in rows:
+        cells = [quotas.format_quota_value(f, r["quota"][f]) + ("*" if f in r["overrides"] else "")
+                 for f in quotas.FIELDS]
+        click.echo("%-32s %-6s %-10s %-10s %s" % (r["name"], r["role"], cells[0], cells[1], cells[2]))
+    if any(r["overrides"] for r in rows):
+        click.echo("* the user's own quota (condor-cloud user quota); the others are the pool-wide defaults")
+
+
+# -- quotas and usage ------------------------------------------------------------------------------------
+def _quota_state():
+    """(pool-wide default Quota, QuotaFile of the overrides) as configured now."""
+    from condor_cloud.master import quotas
+    from condor_cloud.master.api.config import quota_defaults, quota_file
+
+    return quota_defaults(), quotas.load(quota_file())
+
+
+def _reconfig_negotiator():
+    """Make the negotiator read the overrides file again (condor_reconfig -daemon negotiator); CloudError with
+    what condor_reconfig said when it fails."""
+    import subprocess
+
+    try:
+        p = subprocess.run(["condor_reconfig", "-daemon", "negotiator"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CloudError("condor_reconfig -daemon negotiator did not run: %s" % exc) from None
+    if p.returncode != 0:
+        raise CloudError("condor_reconfig -daemon negotiator failed: %s" % " ".join(p.stdout.split())[:300])
+
+
+def _quota_value(field, text):
+    """An option's value for quotas.set_user: 'default' (drop the override), None (unlimited) or a number."""
+    from condor_cloud.master import quotas
+
+    if text.strip().lower() == "default":
+        return "default"
+    if field == "memory_mib":
+        return quotas.parse_size_mib(text)
+    return quotas.parse_count(field, text)
+
+
+@user_group.command("quota")
+@click.argument("name")
+@click.option("--instances", metavar="N|unlimited|default", help="Most running instances.")
+@click.option("--cpus", metavar="N|unlimited|default", help="Most vCPUs of running instances.")
+@click.option("--memory", metavar="SIZE|unlimited|default",
+              help="Most memory of running instances: MiB, or with a unit M, G, T (8G).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_quota(name, instances, cpus, memory, as_json):
+    """Show or set the quota of user NAME (an API user or a Unix account that submits by hand).
+
+    Without options: show it. With options (as root): write the overrides file (CLOUD_QUOTA_FILE) and reconfigure
+    the negotiator, which enforces it from its next cycle; 'default' goes back to the pool-wide default
+    (CLOUD_QUOTA_*), 'unlimited' lifts the limit. Running instances are never stopped: a lower quota only keeps
+    new ones PENDING."""
+    from condor_cloud.master import quotas
+    from condor_cloud.master.api.config import quota_file
+
+    changes = {f: v for f, v in (("instances", instances), ("cpus", cpus), ("memory_mib", memory)) if v is not None}
+    with cloud_errors():
+        quotas.check_user_name(name)
+        defaults, qf = _quota_state()
+        if changes:
+            values = {f: _quota_value(f, v) for f, v in changes.items()}
+            path = quota_file()
+            qf = quotas.set_user(qf, name, **values)
+            try:
+                quotas.save(path, qf)
+            except OSError as exc:
+                fail("cannot write %s: %s; nothing was changed%s" % (path, exc.strerror or exc,
+                     " (run as root)" if exc.errno in (errno.EACCES, errno.EPERM) else ""))
+            if _userfile().get(name) is None:
+                click.echo("note: %s is not a user of the API; the quota applies to the Unix account's own "
+                           "condor_submit jobs" % name, err=True)
+            try:
+                _reconfig_negotiator()
+            except CloudError as exc:
+                fail("%s was written, but the negotiator was not reconfigured (%s): run 'condor_reconfig' on the "
+                     "central manager for the new quota to apply" % (path, exc))
+        quota = quotas.quota_of(name, defaults, qf)
+        own = qf.users.get(name, {})
+    if as_json:
+        print_json({"name": name, "quota": quotas.quota_dict(quota), "overrides": [f for f in quotas.FIELDS
+                                                                                  if f in own]})
+        return
+    click.echo("quota of %s%s: %s" % (name, " set" if changes else "",
+                                       ", ".join("%s %s%s" % (label, quotas.format_quota_value(f, getattr(quota, f)),
+                                                              "" if f in own else " (default)")
+                                                 for f, label in zip(quotas.FIELDS, ("instances", "vCPUs", "memory")))))
+
+
+def _caller():
+    """The account running the command: root (uid 0) is the administrator and sees everyone's usage."""
+    return "root" if os.geteuid() == 0 else getpass.getuser()
+
+
+@main_group.command("usage")
+@click.option("--since", metavar="DATE", help="Start (YYYY-MM-DD[THH:MM[:SS]], local time; default: the first of "
+              "this month).")
+@click.option("--until", metavar="DATE", help="End (default: now).")
+@click.option("--user", "user", metavar="NAME", help="Only this user (root: anybody; others: themselves only).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def usage_cmd(since, until, user, as_json):
+    """Instances, instance-hours, vCPU-hours and GiB-hours of each user over a period, from the schedd's queue and
+    history (running instances count up to now). Root sees every user; anybody else only themselves.
+
+    An instance-hour is an hour of an instance's runs: from the start of its job's run on a node (image staging
+    and boot included) to its end; time spent PENDING or held is not counted (docs/fedora_install.txt)."""
+    from condor_cloud.master import quotas, usage
+
+    caller = _caller()
+    if caller != "root":
+        if user not in (None, caller):
+            fail("you can see only your own usage (%s); root sees everybody's" % caller)
+        user = caller
+    now = time.time()
+    with cloud_errors():
+        if user is not None:
+            quotas.check_user_name(user)
+        start, end = usage.period(since, until, now)
+        used = _jobs().usage(start, end, now, user)
+    entries = [used[name] for name in sorted(used)]
+    total = usage.totals(entries)
+    if as_json:
+        print_json({"since": usage.iso(start), "until": usage.iso(min(end, now)),
+                    "users": [e.as_dict() for e in entries], "total": total.as_dict()})
+        return
+    click.echo("usage from %s to %s" % (_local(start), _local(min(end, now))))
+    line = "%-32s %9s %7s %14s %10s %9s"
+    click.echo(line % ("USER", "INSTANCES", "RUNNING", "INSTANCE-HOURS", "VCPU-HOURS", "GIB-HOURS"))
+    for e in entries + ([total] if len(entries) != 1 else []):
+        click.echo(line % ("(all users)" if e is total else e.user, e.instances, e.running,
+                           "%.2f" % e.instance_hours, "%.2f" % e.vcpu_hours, "%.2f" % e.memory_gib_hours))
+
+
+def _local(epoch):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 # -- the EC2 API's access keys ---------------------------------------------------------------------------

@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from condor_cloud.core import errors, images, userdata
-from condor_cloud.master import console
+from condor_cloud.master import console, quotas
 from condor_cloud.core.errors import CloudError, shown
 
 VM_UNIVERSE = 13
 PROJECTION = ["ClusterId", "ProcId", "GlobalJobId", "QDate", "JobStatus", "Owner", "CloudOwner", "CloudProfile",
               "CloudImage", "CloudName", "CloudKeyName", "JobVMMemory", "JobVM_VCPUS", "VMPARAM_vm_Disk", "Cmd",
-              "HoldReason", "JobStartDate", "EnteredCurrentStatus", "ChirpCloudAddresses"]
+              "HoldReason", "JobStartDate", "EnteredCurrentStatus", "ChirpCloudAddresses",
+              # what the job is charged against its owner's quota (quotas.size_of)
+              "ConcurrencyLimits", "RequestCpus", "RequestMemory"]
 DEFAULT_API_ACCOUNT = "condor-cloud-api"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _ID_RE = re.compile(r"([A-Za-z0-9.@-]{1,255})_([0-9]{1,10})\.([0-9]{1,10})_([0-9]{1,12})")
@@ -155,6 +157,9 @@ class InstanceInfo:
     start_time: Optional[int]
     hold_reason: str
     addresses: List[str] = field(default_factory=list)
+    charged_cpus: int = 1          # vCPUs and MiB its owner's quota is charged (quotas.size_of)
+    charged_memory: int = 1
+    pending_reason: str = ""       # why it waits, when its owner's quota holds it (set_pending_reasons)
 
     @property
     def image_id(self):
@@ -224,7 +229,44 @@ def info_from_ad(ad, api_account=DEFAULT_API_ACCOUNT):
         keyname=ad_value(ad, "CloudKeyName", str, "") if trusted else "",
         launch_time=ad_value(ad, "QDate", int), start_time=ad_value(ad, "JobStartDate", int),
         hold_reason=ad_value(ad, "HoldReason", str, "") if status == 5 else "",
-        addresses=_addresses(ad))
+        addresses=_addresses(ad), **_charged(ad))
+
+
+def _charged(ad):
+    values = {}
+    for attr in ("ConcurrencyLimits", "RequestCpus", "RequestMemory", "JobVM_VCPUS", "JobVMMemory"):
+        try:
+            values[attr] = ad.eval(attr) if hasattr(ad, "eval") and attr in ad else ad.get(attr)
+        except Exception:  # an expression that does not evaluate: as if absent
+            continue
+    cpus, memory = quotas.size_of(values)
+    return {"charged_cpus": cpus, "charged_memory": memory}
+
+
+def running_use(infos, owner):
+    """owner's running use (quotas.Use) among infos: the instances that hold a slot and their limits."""
+    total = quotas.Use()
+    for info in infos:
+        if info.owner == owner and info.job_status in quotas.RUNNING_STATUSES:
+            total = total + quotas.Use(1, info.charged_cpus, info.charged_memory)
+    return total
+
+
+def set_pending_reasons(infos, quota_of):
+    """Fill in pending_reason of each idle instance that its owner's quota holds back ("over your instance quota
+    (2 of 2 running)"). infos must hold every instance of their owners (one listing); quota_of(owner) -> Quota.
+    HTCondor's own word (LastRejMatchReason) is on one job of an autocluster only and stale once room frees."""
+    quotas_by_owner, use_by_owner = {}, {}
+    for info in infos:
+        if info.job_status != 1 or not info.owner:
+            continue
+        if info.owner not in quotas_by_owner:
+            quotas_by_owner[info.owner] = quota_of(info.owner)
+            use_by_owner[info.owner] = running_use(infos, info.owner)
+        size = quotas.Use(1, info.charged_cpus, info.charged_memory)
+        info.pending_reason = quotas.pending_reason(quotas_by_owner[info.owner], use_by_owner[info.owner],
+                                                    size) or ""
+    return infos
 
 
 def _this_account():
@@ -380,6 +422,12 @@ class CloudJobs:
             if info:
                 return info
         raise BackendError("the schedd accepted job %d.0 but does not show it" % cluster)
+
+    def usage(self, since, until, now, user=None):
+        """{user: usage.UserUsage} of the VM jobs of this schedd over [since, until) (one queue, one history query)."""
+        from condor_cloud.master import usage
+
+        return usage.read_usage(self._schedd(), since, until, now, self.api_account, user)
 
     def console(self, info, max_bytes, timeout=60):
         """The end of a running instance's console log, read with condor_tail as this process's account;

@@ -420,6 +420,21 @@ def rejection_of(reason):
     return {prefix: field for field, prefix in PREFIXES.items()}[match.group(1)], user
 
 
+def quota_of(user, defaults, quota_file):
+    """user's effective Quota: their overrides, else the file's defaults (read after 22...config's), else the
+    pool-wide defaults (defaults_from_params)."""
+    return effective(effective(defaults, quota_file.defaults), quota_file.users.get(user))
+
+
 def quotas_for(users: Iterable[str], defaults, quota_file):
     """{user: effective Quota} for `user list` and the API's usage page."""
-    return {user: effective(defaults, quota_file.users.get(user)) for user in users}
+    return {user: quota_of(user, defaults, quota_file) for user in users}
+
+
+def quota_dict(quota):
+    """A Quota as JSON: {"instances", "cpus", "memory_mib"}, None for unlimited."""
+    return {field: getattr(quota, field) for field in FIELDS}
+
+
+def use_dict(use):
+    return {field: getattr(use, field) for field in FIELDS}

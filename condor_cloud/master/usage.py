@@ -23,13 +23,17 @@ History rotation: the schedd keeps finished jobs in $(SPOOL)/history, rotated at
 two knobs on the master (a VM job's history ad is a few kB) or save `condor-cloud usage --json` every period.
 """
 
+import datetime
+import re
 from dataclasses import dataclass
 from typing import Dict, Iterable
 
-from condor_cloud.core.errors import CloudError
+from condor_cloud.core import errors
+from condor_cloud.core.errors import CloudError, shown
 from condor_cloud.master import quotas
 
 HOUR = 3600.0
+_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?(Z?)")
 VM_UNIVERSE = 13
 PROJECTION = ["ClusterId", "ProcId", "GlobalJobId", "QDate", "JobUniverse", "JobStatus", "Owner", "CloudOwner",
               "JobStartDate", "JobCurrentStartDate", "ShadowBday", "EnteredCurrentStatus", "CompletionDate",
@@ -156,7 +160,7 @@ def constraint(since, until, user=None, api_account=quotas.DEFAULT_API_ACCOUNT):
 
 def read_usage(schedd, since, until, now, api_account=quotas.DEFAULT_API_ACCOUNT, user=None):
     """compute_usage over the jobs of schedd (an htcondor2.Schedd): ONE queue query and ONE history query."""
-    from condor_cloud.master.jobs import condor_errors
+    from condor_cloud.master.jobs import BackendError, condor_errors
 
     base = constraint(since, until, user, api_account)
     try:
@@ -165,7 +169,7 @@ def read_usage(schedd, since, until, now, api_account=quotas.DEFAULT_API_ACCOUNT
         history = schedd.history(constraint="%s && EnteredCurrentStatus >= %d" % (base, int(since)),
                                  projection=PROJECTION)
     except condor_errors() as exc:
-        raise CloudError("HTCondor schedd error while reading usage: %s" % exc) from None
+        raise BackendError("HTCondor schedd error while reading usage: %s" % exc) from None
     return compute_usage([_plain(ad) for ad in queue], [_plain(ad) for ad in history], since, until, now,
                          api_account, user)
 
@@ -194,3 +198,41 @@ def totals(usages: Iterable[UserUsage]) -> UserUsage:
         total.memory_gib_hours += entry.memory_gib_hours
         total.running += entry.running
     return total
+
+
+# --- The period -----------------------------------------------------------------------------------------------
+
+def parse_date(text):
+    """POSIX seconds of 'YYYY-MM-DD[THH:MM[:SS]]' in local time (a trailing Z: UTC); CloudError otherwise."""
+    match = _DATE_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise CloudError("invalid date %s: use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (local time; Z for UTC)"
+                         % shown(text), errors.BAD_REQUEST)
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups()[:6])
+    try:
+        moment = datetime.datetime(year, month, day, hour, minute, second,
+                                   tzinfo=datetime.timezone.utc if match.group(7) else None)
+    except ValueError as exc:
+        raise CloudError("invalid date %s: %s" % (shown(text), exc), errors.BAD_REQUEST) from None
+    return moment.timestamp()
+
+
+def month_start(now):
+    """POSIX seconds of the first of now's month, 00:00 local time (the default start of a period)."""
+    local = datetime.datetime.fromtimestamp(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def period(since_text, until_text, now):
+    """(since, until) of optional date texts: by default this month so far. CloudError for an empty period."""
+    since = parse_date(since_text) if since_text else month_start(now)
+    until = parse_date(until_text) if until_text else now
+    if until <= since:
+        raise CloudError("the period is empty: --until (%s) is not after --since (%s)" % (iso(until), iso(since)),
+                         errors.BAD_REQUEST)
+    return since, until
+
+
+def iso(epoch):
+    """UTC ISO 8601 text of POSIX seconds, as the API's other times."""
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

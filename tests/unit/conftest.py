@@ -95,8 +95,11 @@ def shipped_config(tmp_path, monkeypatch):
     import htcondor2
 
     config = tmp_path / "condor_config"
-    config.write_text("".join(open(os.path.join(REPO, "config.d", name)).read() + "\n" for name in
-                              ("20condor_cloud_master.config", "25condor_cloud_api.config", "30condor_cloud_node.config")))
+    # (the quota overrides file of this host, if any, stays out: 22...config includes CLOUD_QUOTA_FILE)
+    config.write_text("CLOUD_QUOTA_FILE = %s\n" % (tmp_path / "no-quotas.config") +
+                      "".join(open(os.path.join(REPO, "config.d", name)).read() + "\n" for name in
+                              ("20condor_cloud_master.config", "22condor_cloud_quotas.config",
+                               "25condor_cloud_api.config", "30condor_cloud_node.config")))
     monkeypatch.setenv("CONDOR_CONFIG", str(config))
     htcondor2.reload_config()
     yield htcondor2.param

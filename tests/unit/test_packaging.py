@@ -53,6 +53,7 @@ NODE_FILES = {
 }
 MASTER_FILES = {
     "/etc/condor/config.d/20condor_cloud_master.config": ("-rw-r--r--", "root", "root", "cn"),
+    "/etc/condor/config.d/22condor_cloud_quotas.config": ("-rw-r--r--", "root", "root", "cn"),
     "/usr/lib/tmpfiles.d/condor-cloud.conf": ("-rw-r--r--", "root", "root", ""),
     "/usr/share/doc/condor-cloud": ("drwxr-xr-x", "root", "root", ""),
     "/usr/share/doc/condor-cloud/fedora_install.txt": ("-rw-r--r--", "root", "root", "d"),
@@ -234,7 +235,8 @@ def test_master_rpm(rpms):
     # the master's role: condor_cloud/master/ (with the API's templates) and nothing else of the package
     assert set(python) == source_tree(rpms, "condor_cloud/master/")
     assert sorted(c for c in rpm_query(rpms["condor-cloud"], "-c") if c) == [
-        "/etc/condor/config.d/20condor_cloud_master.config", "/etc/condor/config.d/25condor_cloud_api.config"]
+        "/etc/condor/config.d/20condor_cloud_master.config", "/etc/condor/config.d/22condor_cloud_quotas.config",
+        "/etc/condor/config.d/25condor_cloud_api.config"]
     requires = set(r.split()[0] for r in rpm_query(rpms["condor-cloud"], "-R") if r)
     assert {"python3-condor-cloud", "condor", "nfs-utils", "python3-flask", "python3-gunicorn",
             "python3-click", "python3-cryptography"} <= requires

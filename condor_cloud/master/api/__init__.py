@@ -5,4 +5,6 @@ side) can be injected, so unit tests run it with the Flask test client and a fak
 ../shared/docs/deltacloud-api.md for the wire format and views.py for the endpoints.
 """
 
-from condor_cloud.master.api.app import create_app  # noqa: F401
+from condor_cloud.master.api.app import create_app
+
+__all__ = ["create_app"]

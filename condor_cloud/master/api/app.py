@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from condor_cloud.core.errors import CloudError
 from condor_cloud.master.api import csrf, models, sanitize
 from condor_cloud.master.api.config import API_VERSION
-from condor_cloud.master.api.errors import ApiError, reason, status_of
+from condor_cloud.master.api.errors import ApiError, details_of, reason, status_of
 from condor_cloud.master.api.http import authorization, context, csrf_field, error_response, session_user
 from condor_cloud.master.api.negotiation import NotAcceptable, choose_format
 from condor_cloud.master.api.sessions import Sessions
@@ -193,7 +193,7 @@ def _install(app):
                                        "Try again later (the administrator finds the details in the log)", {})
         if status == 502:
             log.error("backend error: %s", exc)
-        return error_response(status, str(exc), {})
+        return error_response(status, str(exc), {}, details_of(exc))
 
     @app.errorhandler(Exception)
     def _bug(exc):

@@ -15,6 +15,9 @@ Knobs (defaults in DEFAULTS, the one place they live; config.d/25condor_cloud_ap
   CLOUD_API_SCHEDD            the schedd to submit to (empty: the local one)
   CLOUD_API_ACCOUNT           the account the API runs as: the Owner of the jobs it launches for its users (the
                               schedd lets only this account set Cloud* attributes; 20condor_cloud_master.config)
+Quotas (config.d/22condor_cloud_quotas.config, condor_cloud/master/quotas.py): CLOUD_QUOTA_INSTANCES, CLOUD_QUOTA_CPUS,
+CLOUD_QUOTA_MEMORY (the pool-wide defaults, read when the API starts) and CLOUD_QUOTA_FILE (the per-user
+overrides, read on every launch and listing, so `condor-cloud user quota` applies at once).
 The EC2 Query API (condor_cloud/ec2/config.py reads them; its defaults live here too, so the snippet shows them):
   CLOUD_EC2_LISTEN, CLOUD_EC2_WORKERS, CLOUD_EC2_REGION, CLOUD_EC2_ACCESS_KEYS, CLOUD_EC2_TERMINATED_SECONDS,
   CLOUD_EC2_MAX_COUNT (see docs/EC2.txt)
@@ -28,6 +31,7 @@ from typing import Tuple
 from condor_cloud.core import config as cloud_config
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError, shown
+from condor_cloud.master import quotas
 from condor_cloud.master.jobs import Profile
 
 API_VERSION = "1.1.3"
@@ -108,6 +112,14 @@ class ApiSettings:
     tls_key: str = DEFAULTS["CLOUD_API_TLS_KEY"]
     plain_http: bool = False
     api_account: str = DEFAULTS["CLOUD_API_ACCOUNT"]
+    quota_defaults: quotas.Quota = quotas.Quota()   # pool-wide (CLOUD_QUOTA_*): unlimited unless set
+    quota_file: str = ""                            # the per-user overrides (CLOUD_QUOTA_FILE); "" none
+
+    def quotas_now(self):
+        """A function user -> effective Quota, over the overrides file as it is now (read once per call of this:
+        the file is small, and `condor-cloud user quota` changes it while the API runs)."""
+        qf = quotas.load(self.quota_file) if self.quota_file else quotas.QuotaFile({}, {})
+        return lambda user: quotas.quota_of(user, self.quota_defaults, qf)
 
     @property
     def scheme(self):
@@ -162,7 +174,23 @@ def load_api_settings(reload=False):
         tls_key=knob("CLOUD_API_TLS_KEY"),
         plain_http=cloud_config.boolean("CLOUD_API_PLAIN_HTTP", knob("CLOUD_API_PLAIN_HTTP")),
         api_account=_account(knob("CLOUD_API_ACCOUNT")),
+        quota_defaults=quota_defaults(),
+        quota_file=quota_file(),
     )
+
+
+def quota_defaults():
+    """The pool-wide Quota (CLOUD_QUOTA_*; unset or empty: unlimited)."""
+    import htcondor2
+
+    return quotas.defaults_from_params(htcondor2.param)
+
+
+def quota_file():
+    """The per-user overrides file (CLOUD_QUOTA_FILE, default quotas.DEFAULT_FILE)."""
+    import htcondor2
+
+    return (htcondor2.param.get("CLOUD_QUOTA_FILE") or "").strip() or quotas.DEFAULT_FILE
 
 
 def _account(name):

@@ -193,7 +193,8 @@ def html_redirect(location):
     return redirect(location, code=303)
 
 
-def error_response(status, message, headers):
+def error_response(status, message, headers, quota=None):
+    """The Deltacloud error body; quota: errors.details_of a QuotaExceeded (XML <quota .../>, JSON "quota")."""
     fmt = g.get("format", "xml")
     if fmt not in CONTENT_TYPES:
         fmt = "xml"
@@ -209,9 +210,11 @@ def error_response(status, message, headers):
         headers = {k: v for k, v in headers.items() if k.lower() != "www-authenticate"}
         return respond(401, html=("login.html", {"message": message, "next": login_next()}), headers=headers)
     context = {"status": status, "url": request.path, "message": message, "driver": models.DRIVER,
-               "provider": models.PROVIDER, "reason": reason(status)}
-    resp = respond(status, xml=("error.xml", context),
-                   json_data={"code": status, "message": message, "error": reason(status)},
+               "provider": models.PROVIDER, "reason": reason(status), "quota": quota}
+    json_data = {"code": status, "message": message, "error": reason(status)}
+    if quota:
+        json_data["quota"] = quota
+    resp = respond(status, xml=("error.xml", context), json_data=json_data,
                    html=("error.html", context), headers=headers)
     return resp
 

@@ -68,6 +68,18 @@ def instance(i):
     }
     if i["keyname"]:
         out["authentication"] = {"keyname": i["keyname"]}
+    if i["state_reason"]:
+        out["state_reason"] = i["state_reason"]
+    return out
+
+
+def usage(u):
+    """GET /api/usage (an extension of the Deltacloud API)."""
+    out = {"href": u["href"], "since": u["since"], "until": u["until"],
+           "users": [{"user": e["user"], "quota": e["quota"], "in_use": e["in_use"], "usage": e["usage"]}
+                     for e in u["users"]]}
+    if u["total"] is not None:
+        out["total"] = u["total"]
     return out
 
 

@@ -5,6 +5,7 @@ import os
 import pwd
 
 from condor_cloud.core import images
+from condor_cloud.master import quotas
 from condor_cloud.master.jobs import PENDING, RUNNING, STOPPED, image_id
 
 DRIVER = "condor"
@@ -126,6 +127,8 @@ def instance_model(base, info):
         "keyname": info.keyname,
         "job": "%d.%d" % (info.cluster, info.proc),
         "hold_reason": info.hold_reason,
+        # why a PENDING instance waits, when its owner's quota holds it (jobs.set_pending_reasons)
+        "state_reason": info.pending_reason if info.state == PENDING else "",
         "stopped": info.state == STOPPED,
     }
 
@@ -140,4 +143,16 @@ def key_model(base, key):
         "public_key": key.public_key,
         "private_key": None,  # set only in the response that created the pair
         "state": "AVAILABLE",
+    }
+
+
+def usage_entry(name, quota, in_use, used):
+    """One user's line of /api/usage: their quota (None: unlimited), what they run now, their usage in the period."""
+    return {
+        "user": name,
+        "quota": quotas.quota_dict(quota),
+        "quota_text": {f: quotas.format_quota_value(f, getattr(quota, f)) for f in quotas.FIELDS},
+        "in_use": quotas.use_dict(in_use),
+        "in_use_text": {f: quotas.format_quota_value(f, getattr(in_use, f)) for f in quotas.FIELDS},
+        "usage": used.as_dict(),
     }

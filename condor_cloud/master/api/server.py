@@ -38,8 +38,10 @@ def main(argv=None):
 
 
 def _have_gunicorn(program):
+    import importlib
+
     try:
-        import gunicorn.app.base  # noqa: F401
+        importlib.import_module("gunicorn.app.base")
     except ImportError:
         print("%s: gunicorn is not installed (dnf install python3-gunicorn)" % program, file=sys.stderr)
         return False

@@ -9,7 +9,9 @@ from flask import g, request
 from condor_cloud.core import errors
 from condor_cloud.core.errors import CloudError, shown
 from condor_cloud.core.images import check_image_name
-from condor_cloud.master.jobs import InstanceStateError, check_instance_name, user_data_for_job
+from condor_cloud.master import quotas, usage
+from condor_cloud.master.jobs import (InstanceStateError, check_instance_name, running_use, set_pending_reasons,
+                                      user_data_for_job)
 from condor_cloud.master.keys import NoSuchKey, check_keyname
 from condor_cloud.master.api import csrf, json_format, models
 from condor_cloud.master.api.http import context, check_password, current_user, html_redirect, no_content, params, respond
@@ -25,6 +27,7 @@ LINKS = [
     ("realms", []),
     ("keys", []),
     ("instances", [("user_data", "user_data"), ("authentication_key", "keyname")]),
+    ("usage", []),
 ]
 UNSUPPORTED_ACTIONS = ("start", "stop", "reboot")
 
@@ -164,7 +167,10 @@ def _owner_filter(user):
 
 
 def _instance_models(user):
-    return [models.instance_model(g.base, i) for i in context()["jobs"].list(_owner_filter(user))]
+    infos = context()["jobs"].list(_owner_filter(user))
+    # One listing holds every instance of each owner shown, so it also says what each owner runs now.
+    set_pending_reasons(infos, _settings().quotas_now())
+    return [models.instance_model(g.base, i) for i in infos]
 
 
 def instances_index():
@@ -185,7 +191,12 @@ def _get_instance(instance_id, user, unknown_status=404):
 
 def instance_show(instance_id):
     user = current_user()
-    item = models.instance_model(g.base, _get_instance(instance_id, user))
+    info = _get_instance(instance_id, user)
+    if info.job_status == 1 and info.owner:
+        # Idle: is its owner's quota what holds it? (Their other instances say; one more query, idle ones only.)
+        others = [i for i in context()["jobs"].list(info.owner) if i.id != info.id]
+        set_pending_reasons([info] + others, _settings().quotas_now())
+    item = models.instance_model(g.base, info)
     return _member("instance", item, "instance", json_format.instance(item), "instance.html",
                    refresh=item["state"] == "PENDING")
 
@@ -232,12 +243,25 @@ def instance_create():
             key = context()["keys"].get(user.name, check_keyname(args["keyname"]))
         except NoSuchKey:
             raise ApiError(400, "you have no key %s (see /api/keys)" % shown(args["keyname"])) from None
+    _check_quota(user.name, profile)
     created = context()["jobs"].submit(user.name, info.name, profile, name, user_data, key)
     item = models.instance_model(g.base, created)
     if g.format == "html":
         return html_redirect(item["href"])
     return _member("instance", item, "instance", json_format.instance(item), "instance.html", status=201,
                    headers={"Location": item["href"]}, refresh=True)
+
+
+def _check_quota(owner, profile):
+    """Refuse (QuotaExceeded: 403) a launch its owner's quota cannot hold beside what they run now. A courtesy:
+    HTCondor enforces the quota (a launch that slips past this check in a race waits PENDING)."""
+    quota = _settings().quotas_now()(owner)
+    if quota == quotas.Quota():
+        return      # unlimited: no query
+    current = running_use(context()["jobs"].list(owner), owner)
+    refusal = quotas.check_launch(quota, current, quotas.launch_request(profile.cpus, profile.memory))
+    if refusal is not None:
+        raise refusal
 
 
 def _destroy(instance_id, user, unknown_status=404):
@@ -309,6 +333,38 @@ def instance_console(instance_id):
     resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+# -- usage ----------------------------------------------------------------------------------------------
+def usage_show():
+    """GET /api/usage[?since=&until=&user=]: instance count, instance-hours, vCPU-hours and GiB-hours over the period
+    (default: this month so far), with each user's quota and what they run now. A user sees their own only; an
+    admin everyone's (users of the user file and anybody with instances), or one user's with ?user=."""
+    user = current_user()
+    now = time.time()
+    since, until = usage.period(request.args.get("since"), request.args.get("until"), now)
+    wanted = request.args.get("user") or None
+    if not user.is_admin:
+        if wanted not in (None, user.name):
+            raise ApiError(403, "you can see only your own usage")
+        wanted = user.name
+    elif wanted is not None:
+        quotas.check_user_name(wanted)
+    jobs = context()["jobs"]
+    used = jobs.usage(since, until, now, wanted)
+    infos = jobs.list(wanted)
+    if wanted is not None:
+        names = [wanted]
+    else:
+        names = sorted(set(context()["users"].load()) | set(used) | {i.owner for i in infos if i.owner})
+    quota_of = _settings().quotas_now()
+    entries = [models.usage_entry(name, quota_of(name), running_use(infos, name),
+                                  used.get(name) or usage.UserUsage(name)) for name in names]
+    total = usage.totals(used.values()).as_dict() if user.is_admin and wanted is None else None
+    item = {"href": g.base + "/api/usage", "since": usage.iso(since), "until": usage.iso(min(until, now)),
+            "users": entries, "total": total, "admin": user.is_admin}
+    return respond(xml=("usage.xml", {"item": item}), json_data={"usage": json_format.usage(item)},
+                   html=("usage.html", {"item": item}))
 
 
 # -- keys -----------------------------------------------------------------------------------------------
@@ -437,6 +493,7 @@ def register(app):
     rule("/api/instances/<instance_id>", "instance_post", instance_member_post, methods=["POST"])
     rule("/api/instances/<instance_id>/console", "instance_console", instance_console, methods=["GET"])
     rule("/api/instances/<instance_id>/<action>", "instance_action", instance_action, methods=["POST"])
+    rule("/api/usage", "usage", usage_show, methods=["GET"])
     rule("/api/keys", "keys", keys_index, methods=["GET"])
     rule("/api/keys", "key_create", key_create, methods=["POST"])
     rule("/api/keys/<key_id>", "key", key_show, methods=["GET"])

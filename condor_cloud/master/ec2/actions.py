@@ -19,9 +19,12 @@ import uuid
 
 from condor_cloud.master.api import models as api_models
 from condor_cloud.core.errors import CloudError
+from condor_cloud.master import quotas
 from condor_cloud.master.jobs import (InstanceStateError,
     NoSuchInstance,
     check_instance_name,
+    running_use,
+    set_pending_reasons,
     user_data_for_job,
     plain_literal)
 from condor_cloud.master.keys import NoSuchKey, check_keyname, parse_public_key
@@ -82,6 +85,8 @@ class Call:
     def instances(self, with_terminated=True):
         found = self.jobs.instances(self.user, self.settings.terminated_seconds if with_terminated else None,
                                     now=self.now)
+        if any(i.info.job_status == 1 for i in found):     # pending: is the user's quota why? (StateReason)
+            set_pending_reasons([i.info for i in found if not i.finished], self.settings.api.quotas_now())
         return [InstanceView(i, self.user, self.region) for i in found]
 
     def images(self):
@@ -283,6 +288,7 @@ def run_instances(call):
             if existing:
                 views = [InstanceView(i, call.user, call.region) for i in existing]
                 return _reservation_body(call, model.reservation_id(existing[0]), views)
+        count = _fit_quota(call, profile, min_count, count)
         reservation = ec2_id("r-", uuid.uuid4().hex)
         launched = []
         try:
@@ -297,6 +303,27 @@ def run_instances(call):
                 raise
             log.warning("RunInstances for %s launched %d of %d instances", call.user, len(launched), count)
     return _reservation_body(call, reservation, [InstanceView(i, call.user, call.region) for i in launched])
+
+
+def _fit_quota(call, profile, min_count, max_count):
+    """How many instances of profile to launch: as many as the user's quota holds beside what they run, up to
+    max_count (AWS launches fewer than MaxCount when a limit says so); InstanceLimitExceeded (400) when not even
+    min_count fit. A courtesy check: HTCondor enforces the quota (one that slips past it in a race waits pending)."""
+    quota = call.settings.api.quotas_now()(call.user)
+    if quota == quotas.Quota():
+        return max_count
+    current = running_use([i.info for i in call.jobs.instances(call.user)], call.user)
+
+    def refusal(n):
+        return quotas.check_launch(quota, current, quotas.launch_request(profile.cpus, profile.memory, n))
+
+    refused = refusal(min_count)
+    if refused is not None:
+        raise Ec2Error("InstanceLimitExceeded", str(refused))
+    count = max_count
+    while count > min_count and refusal(count) is not None:
+        count -= 1
+    return count
 
 
 def _reservation_body(call, reservation, views):

@@ -71,6 +71,8 @@ def state_reason(inst):
     code = state(inst)
     if code == PENDING and inst.info.hold_reason:
         return ("Server.HeldByHTCondor", "held: %s" % inst.info.hold_reason)
+    if code == PENDING and inst.info.pending_reason:
+        return ("Client.InstanceLimitExceeded", inst.info.pending_reason)
     if code in (SHUTTING_DOWN, TERMINATED):
         if inst.info.job_status == 4:
             return ("Client.InstanceInitiatedShutdown", "Client.InstanceInitiatedShutdown: Instance initiated "

@@ -254,8 +254,8 @@ def test_user_commands(run, cloud, mocker):
 
     uf = UserFile(str(cloud.root / "users"), group=None)
     assert uf.authenticate("root_", password).is_admin
-    assert json.loads(run("user", "list", "--json").output) == [{"name": "alice", "role": "user"},
-                                                                {"name": "root_", "role": "admin"}]
+    assert [{k: u[k] for k in ("name", "role")} for u in json.loads(run("user", "list", "--json").output)] == [
+        {"name": "alice", "role": "user"}, {"name": "root_", "role": "admin"}]
     r = run("user", "add", "alice", "--password-stdin", input="other-password\n")
     assert r.exit_code == 1 and "exists" in r.output
     r = run("user", "passwd", "alice", input="new-password-1\nnew-password-1\n")
@@ -314,3 +314,157 @@ def test_cli_refuses_unknown_users_and_bad_usage(knobs):
     assert r.exit_code == 1 and "no user mallory" in r.output and not knobs.exists()
     r = runner.invoke(cli.main_group, ["user", "access-key", "delete", "alice"])
     assert r.exit_code == 1 and "either KEY_ID or --all" in r.output
+
+
+# -- quotas and usage (issue 15) ---------------------------------------------------------------------------------
+@pytest.fixture
+def quota_run(run, cloud, mocker):
+    """`run` with a pool-wide default of 2 instances, the overrides file in tmp_path, users alice and root_, and
+    the negotiator's reconfig mocked (run.reconfig)."""
+    from condor_cloud.master.users import hash_password
+
+    (cloud.root / "users").write_text("alice:user:%s\nroot_:admin:%s\n" % (hash_password("alice-password", n=1024),
+                                                                          hash_password("root-password1", n=1024)))
+    cloud.quota_file = cloud.root / "quotas.config"
+    cloud.write_config("CLOUD_API_USERS = %s\nCLOUD_API_KEYS_DIR = %s\nCLOUD_QUOTA_FILE = %s\n"
+                       "CLOUD_QUOTA_INSTANCES = 2\n" % (cloud.root / "users", cloud.root / "keys", cloud.quota_file))
+    run.reconfig = mocker.patch.object(cli, "_reconfig_negotiator")
+    return run
+
+
+def test_user_quota_writes_the_overrides_and_reconfigures_the_negotiator(quota_run, cloud):
+    from condor_cloud.master import quotas
+
+    r = quota_run("user", "quota", "alice", "--instances", "3", "--memory", "8G")
+    assert r.exit_code == 0, r.output
+    assert "quota of alice set: instances 3, vCPUs unlimited (default), memory 8 GiB" in r.output
+    assert quotas.load(str(cloud.quota_file)).users == {"alice": {"instances": 3, "memory_mib": 8192}}
+    assert "cloud_inst.alice_LIMIT = 3\n" in cloud.quota_file.read_text()
+    assert oct(cloud.quota_file.stat().st_mode & 0o777) == "0o644"
+    quota_run.reconfig.assert_called_once_with()
+    r = quota_run("user", "quota", "alice", "--instances", "default", "--cpus", "unlimited")
+    assert r.exit_code == 0 and "instances 2 (default), vCPUs unlimited, memory 8 GiB" in r.output
+    assert quotas.load(str(cloud.quota_file)).users == {"alice": {"cpus": None, "memory_mib": 8192}}
+    # without options: shown, nothing written or reconfigured
+    r = quota_run("user", "quota", "alice", "--json")
+    assert json.loads(r.output) == {"name": "alice", "quota": {"instances": 2, "cpus": None, "memory_mib": 8192},
+                                    "overrides": ["cpus", "memory_mib"]}
+    assert quota_run.reconfig.call_count == 2
+
+
+def test_user_quota_says_when_the_reconfig_failed(quota_run, cloud):
+    from condor_cloud.core.errors import CloudError
+
+    quota_run.reconfig.side_effect = CloudError("condor_reconfig -daemon negotiator failed: Can't find address")
+    r = quota_run("user", "quota", "alice", "--instances", "1")
+    assert r.exit_code == 1
+    assert "%s was written, but the negotiator was not reconfigured" % cloud.quota_file in r.output
+    assert "Can't find address" in r.output and "run 'condor_reconfig'" in r.output
+    assert "cloud_inst.alice_LIMIT = 1" in cloud.quota_file.read_text()
+
+
+@pytest.mark.parametrize("args", [("Alice", "--instances", "1"), ("alice", "--memory", "1.5G"),
+                                  ("alice", "--instances", "-1"), ("alice", "--cpus", "many"),
+                                  ("a\nSTART = True", "--instances", "1")])
+def test_user_quota_refuses_bad_values_and_names_and_writes_nothing(quota_run, cloud, args):
+    r = quota_run("user", "quota", *args)
+    assert r.exit_code == 1 and not cloud.quota_file.exists() and not quota_run.reconfig.called
+
+
+def test_user_quota_warns_about_a_unix_only_user(quota_run, cloud):
+    r = quota_run("user", "quota", "carol", "--instances", "1")
+    assert r.exit_code == 0 and "carol is not a user of the API" in r.output
+
+
+def test_reconfig_negotiator_runs_condor_reconfig(mocker):
+    import subprocess
+
+    from condor_cloud.core.errors import CloudError
+
+    fake = mocker.patch.object(subprocess, "run", return_value=subprocess.CompletedProcess([], 0, "Sent\n"))
+    cli._reconfig_negotiator()
+    assert fake.call_args.args[0] == ["condor_reconfig", "-daemon", "negotiator"]
+    fake.return_value = subprocess.CompletedProcess([], 1, "ERROR: Can't find address for negotiator\n")
+    with pytest.raises(CloudError, match="Can't find address for negotiator"):
+        cli._reconfig_negotiator()
+
+
+def test_user_list_shows_each_users_effective_quota(quota_run, cloud):
+    assert quota_run("user", "quota", "alice", "--memory", "4096").exit_code == 0
+    rows = json.loads(quota_run("user", "list", "--json").output)
+    assert rows == [{"name": "alice", "role": "user", "quota": {"instances": 2, "cpus": None, "memory_mib": 4096},
+                     "overrides": ["memory_mib"]},
+                    {"name": "root_", "role": "admin", "quota": {"instances": 2, "cpus": None, "memory_mib": None},
+                     "overrides": []}]
+    lines = quota_run("user", "list").output.splitlines()
+    assert lines[0].split() == ["NAME", "ROLE", "INSTANCES", "VCPUS", "MEMORY"]
+    assert lines[1].split() == ["alice", "user", "2", "unlimited", "4", "GiB*"]
+    assert lines[2].split() == ["root_", "admin", "2", "unlimited", "unlimited"]
+
+
+@pytest.fixture
+def usage_schedd(quota_run, mocker):
+    """A fake schedd whose history holds one finished 2-hour instance of alice's and a 1-hour one of bob's (a
+    by-hand job), in November 2023."""
+    import classad2
+
+    fake = FakeSchedd()
+
+    def ad(cluster, owner, api, hours):
+        values = {"ClusterId": cluster, "ProcId": 0, "GlobalJobId": "m#%d.0#1" % cluster, "JobUniverse": 13,
+                  "JobStatus": 4, "Owner": "condor-cloud-api" if api else owner, "JobStartDate": 1700000000,
+                  "JobCurrentStartDate": 1700000000, "EnteredCurrentStatus": 1700000000 + hours * 3600,
+                  "RemoteWallClockTime": hours * 3600.0, "LastRemoteWallClockTime": hours * 3600.0,
+                  "JobVM_VCPUS": 1, "JobVMMemory": 1024}
+        if api:
+            values["CloudOwner"] = owner
+        return classad2.ClassAd(values)
+
+    done = [ad(7, "alice", True, 2), ad(8, "bob", False, 1)]
+    fake.history_constraints = []
+
+    def history(constraint=None, projection=(), **kw):
+        fake.history_constraints.append(constraint)
+        expr = classad2.ExprTree(constraint)
+        return [a for a in done if expr.eval(a) is True]
+
+    fake.history = history
+    mocker.patch.object(cli, "_jobs", return_value=CloudJobs(lambda: fake, submitter="condor-cloud-api"))
+    return fake
+
+
+PERIOD = ("--since", "2023-11-01", "--until", "2023-12-01")
+
+
+def test_usage_as_root_shows_everybody(quota_run, usage_schedd, mocker):
+    mocker.patch.object(cli, "_caller", return_value="root")
+    doc = json.loads(quota_run("usage", "--json", *PERIOD).output)
+    assert [(u["user"], u["instance_hours"], u["memory_gib_hours"]) for u in doc["users"]] == [
+        ("alice", 2.0, 2.0), ("bob", 1.0, 1.0)]
+    assert doc["total"]["instance_hours"] == 3.0 and doc["total"]["instances"] == 2
+    out = quota_run("usage", *PERIOD).output.splitlines()
+    assert out[1].split() == ["USER", "INSTANCES", "RUNNING", "INSTANCE-HOURS", "VCPU-HOURS", "GIB-HOURS"]
+    assert out[2].split() == ["alice", "1", "0", "2.00", "2.00", "2.00"]
+    assert out[4].split() == ["(all", "users)", "2", "0", "3.00", "3.00", "3.00"]
+    doc = json.loads(quota_run("usage", "--json", "--user", "bob", *PERIOD).output)
+    assert [u["user"] for u in doc["users"]] == ["bob"]
+
+
+def test_usage_of_anybody_else_shows_only_their_own(quota_run, usage_schedd, mocker):
+    mocker.patch.object(cli, "_caller", return_value="bob")
+    doc = json.loads(quota_run("usage", "--json", *PERIOD).output)
+    assert [u["user"] for u in doc["users"]] == ["bob"] and doc["total"]["instance_hours"] == 1.0
+    assert all('"bob"' in c for c in usage_schedd.history_constraints)     # asked the schedd for bob's only
+    r = quota_run("usage", "--user", "alice", *PERIOD)
+    assert r.exit_code == 1 and "you can see only your own usage (bob)" in r.output and "2.00" not in r.output
+
+
+def test_usage_default_period_is_this_month_and_bad_dates_are_refused(quota_run, usage_schedd, mocker):
+    from condor_cloud.master import usage
+
+    mocker.patch.object(cli, "_caller", return_value="root")
+    doc = json.loads(quota_run("usage", "--json").output)
+    assert doc["since"] == usage.iso(usage.month_start(__import__("time").time()))
+    for bad in (("--since", "last-week"), ("--since", "2023-12-01", "--until", "2023-11-01")):
+        r = quota_run("usage", *bad)
+        assert r.exit_code == 1 and ("invalid date" in r.output or "the period is empty" in r.output)
