@@ -2,7 +2,7 @@
 
 Setting CONDOR_CONFIG=<file> (or _CONDOR_<KNOB>=value) in the environment redirects every one of them.
 DEFAULTS below are the node's knobs and their defaults, the one place they are defined (the master's API knobs are in
-condor_cloud/master/api/config.py); config.d/30condor_cloud_node.config and docs/DESIGN.txt show the same values,
+condor_cloud/master/config.py); config.d/30condor_cloud_node.config and docs/DESIGN.txt show the same values,
 and tests/unit/test_config_defaults.py fails when they drift. knob(), whole_number() and boolean() are the one
 parser of knob values for every role.
 """

@@ -33,7 +33,7 @@ CHUNK = 4 << 20
 
 
 def _settings():
-    from condor_cloud.master.api.config import load_api_settings
+    from condor_cloud.master.config import load_api_settings
 
     return load_api_settings()
 
@@ -130,8 +130,7 @@ def _write_all(fd, data):
 def add_image(settings, source, name, replace=False, progress_label=None):
     """Copy the regular file source (never through a symlink) into STORE/staging/, verify it with qemu-img,
     write IMAGE.sha256, publish by rename. Returns the SHA-256 hex digest."""
-    from condor_cloud.master.api.models import store_images
-    from condor_cloud.master.jobs import image_id
+    from condor_cloud.master.jobs import image_id, store_images
 
     images.check_image_name(name)
     store = settings.image_store
@@ -355,7 +354,7 @@ def instance_launch(image, hwp, name, owner, keyname, user_data_file, as_json):
     import base64
     import time
 
-    from condor_cloud.master.api.models import store_images
+    from condor_cloud.master.jobs import store_images
     from condor_cloud.master.jobs import check_instance_name, user_data_for_job
     from condor_cloud.master.keys import KeyStore
     from condor_cloud.master.users import check_name
@@ -554,7 +553,7 @@ def user_list(as_json):
 def _quota_state():
     """(pool-wide default Quota, QuotaFile of the overrides) as configured now."""
     from condor_cloud.master import quotas
-    from condor_cloud.master.api.config import quota_defaults, quota_file
+    from condor_cloud.master.config import quota_defaults, quota_file
 
     return quota_defaults(), quotas.load(quota_file())
 
@@ -599,7 +598,7 @@ def user_quota(name, instances, cpus, memory, as_json):
     (CLOUD_QUOTA_*), 'unlimited' lifts the limit. Running instances are never stopped: a lower quota only keeps
     new ones PENDING."""
     from condor_cloud.master import quotas
-    from condor_cloud.master.api.config import quota_file
+    from condor_cloud.master.config import quota_file
 
     changes = {f: v for f, v in (("instances", instances), ("cpus", cpus), ("memory_mib", memory)) if v is not None}
     with cloud_errors():
@@ -753,7 +752,7 @@ def api_cert_group():
 
 
 def _print_cert(info, verb):
-    from condor_cloud.master.api.config import load_listen
+    from condor_cloud.master.config import load_listen
 
     with cloud_errors():
         port = load_listen()[1]
@@ -786,8 +785,8 @@ def api_cert_create(hosts, addresses, days, group, force, if_missing, as_json):
 
     Run as root. Restart the API afterwards (systemctl restart condor-cloud-api) and give clients the
     certificate file (it is their CA: curl --cacert, REQUESTS_CA_BUNDLE) or its fingerprint."""
-    from condor_cloud.master.api import tls
-    from condor_cloud.master.api.config import DEFAULTS, load_tls_paths
+    from condor_cloud.master import tls
+    from condor_cloud.master.config import DEFAULTS, load_tls_paths
 
     if force and if_missing:
         fail("use either --force or --if-missing")
@@ -815,8 +814,8 @@ def api_cert_create(hosts, addresses, days, group, force, if_missing, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def api_cert_show(as_json):
     """Show the API's certificate: names, validity, SHA-256 fingerprint and public key pin."""
-    from condor_cloud.master.api import tls
-    from condor_cloud.master.api.config import load_tls_paths
+    from condor_cloud.master import tls
+    from condor_cloud.master.config import load_tls_paths
 
     with cloud_errors():
         cert, _key = load_tls_paths()

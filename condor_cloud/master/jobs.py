@@ -486,3 +486,17 @@ class CloudJobs:
         if ad_value(result, "TotalBadStatus", int, 0) > 0:
             raise InstanceStateError("instance %s is already being destroyed" % info.id)
         raise BackendError("the schedd did not remove job %d.%d" % (info.cluster, info.proc))
+
+
+def store_images(store, log=None):
+    """{id: ImageInfo} of the store's launchable images; a name whose id collides with an earlier one is skipped."""
+    found = {}
+    for info in images.list_images(store):
+        iid = image_id(info.name)
+        if iid in found:
+            if log:
+                log.warning("image %s has the same id as %s (names differ only in case or '.'/'-'): not served",
+                            info.name, found[iid].name)
+            continue
+        found[iid] = info
+    return found

@@ -114,7 +114,7 @@ def test_https_only_with_the_hosts_certificate(pool, tmp_path):
     import ssl
     import urllib.error
 
-    from condor_cloud.master.api import tls
+    from condor_cloud.master import tls
 
     # The certificate the API serves is the one `condor-cloud api-cert create` made and showed (pinnable).
     def served():
@@ -344,7 +344,7 @@ def test_browser_other_sites_cannot_launch_destroy_or_frame(pool):
     start = _chromium(pool)
     from selenium.webdriver.common.by import By
 
-    from condor_cloud.master.api.config import DEFAULTS
+    from condor_cloud.master.config import DEFAULTS
 
     status, _, body = http(pool, "POST", "/api/instances", "alice", data={"image_id": image_id(pool),
                                                                           "name": "csrf-target"})

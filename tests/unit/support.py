@@ -296,7 +296,7 @@ def make_api_env(tmp_path, mocker, monkeypatch):
     env.app, env.client (Flask's test client), env.users, env.keys, env.schedd, env.jobs, env.state."""
     from condor_cloud.master import users as users_mod
     from condor_cloud.master.api import create_app
-    from condor_cloud.master.api.config import ApiSettings, parse_profiles
+    from condor_cloud.master.config import ApiSettings, parse_profiles
     from condor_cloud.master.api.state import StateStore
     from condor_cloud.master.jobs import CloudJobs
     from condor_cloud.master.keys import KeyStore

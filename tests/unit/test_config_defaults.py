@@ -1,5 +1,5 @@
 """Each knob's default is defined once, in code (condor_cloud/core/config.py DEFAULTS for the node's knobs,
-condor_cloud/master/api/config.py DEFAULTS for the API's and EC2's); the shipped snippets and docs/DESIGN.txt's
+condor_cloud/master/config.py DEFAULTS for the API's and EC2's); the shipped snippets and docs/DESIGN.txt's
 settings table show the same values, and this test fails when they drift."""
 
 import os
@@ -8,7 +8,7 @@ import re
 import pytest
 
 from condor_cloud.core import config
-from condor_cloud.master.api import config as api_config
+from condor_cloud.master import config as api_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException
 
 from condor_cloud.core.errors import CloudError
 from condor_cloud.master.api import csrf, models, sanitize
-from condor_cloud.master.api.config import API_VERSION
+from condor_cloud.master.config import API_VERSION
 from condor_cloud.master.api.errors import ApiError, details_of, reason, status_of
 from condor_cloud.master.api.http import authorization, context, csrf_field, error_response, session_user
 from condor_cloud.master.api.negotiation import NotAcceptable, choose_format
@@ -95,7 +95,7 @@ def default_jobs(settings):
 def create_app(settings=None, users=None, keys=None, jobs=None, state=None):
     """The application. state: the StateStore of sessions and login counters (default: state.default_dir())."""
     if settings is None:
-        from condor_cloud.master.api.config import load_api_settings
+        from condor_cloud.master.config import load_api_settings
 
         settings = load_api_settings()
     app = Flask(__name__)

@@ -4,9 +4,8 @@ import datetime
 import os
 import pwd
 
-from condor_cloud.core import images
 from condor_cloud.master import quotas
-from condor_cloud.master.jobs import PENDING, RUNNING, STOPPED, image_id
+from condor_cloud.master.jobs import PENDING, RUNNING, STOPPED
 
 DRIVER = "condor"
 DRIVER_NAME = "Condor"
@@ -46,20 +45,6 @@ def _owner_of(store, name):
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
-
-
-def store_images(store, log=None):
-    """{id: ImageInfo} of the store's launchable images; a name whose id collides with an earlier one is skipped."""
-    found = {}
-    for info in images.list_images(store):
-        iid = image_id(info.name)
-        if iid in found:
-            if log:
-                log.warning("image %s has the same id as %s (names differ only in case or '.'/'-'): not served",
-                            info.name, found[iid].name)
-            continue
-        found[iid] = info
-    return found
 
 
 def image_model(base, store, iid, info, profiles):

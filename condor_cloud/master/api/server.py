@@ -18,7 +18,7 @@ log = logging.getLogger("condor_cloud.master.api.server")
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from condor_cloud.master.api.config import load_api_settings
+    from condor_cloud.master.config import load_api_settings
 
     try:
         settings = load_api_settings()
@@ -85,7 +85,7 @@ def gunicorn_tls_options(settings):
     not a readable pair (so the server refuses to start instead of failing every connection)."""
     if settings.plain_http:
         return {}
-    from condor_cloud.master.api.tls import check_pair
+    from condor_cloud.master.tls import check_pair
 
     check_pair(settings.tls_cert, settings.tls_key)
     return {
@@ -101,7 +101,7 @@ def gunicorn_tls_options(settings):
 def _announce(settings, listen=None, path="/api"):
     """Log where the server listens and the certificate's fingerprints (listen: another listener of the master,
     e.g. the EC2 API's, that serves with these TLS settings)."""
-    from condor_cloud.master.api.config import is_loopback
+    from condor_cloud.master.config import is_loopback
 
     host, port = listen or settings.listen
     url = "%s://%s:%d%s" % (settings.scheme, "[%s]" % host if ":" in host else host, port, path)
@@ -112,7 +112,7 @@ def _announce(settings, listen=None, path="/api"):
             log.warning("serving plain HTTP on %s (CLOUD_API_PLAIN_HTTP = true): passwords and user data cross the "
                         "network in clear; listen on 127.0.0.1 behind a TLS front end, or serve HTTPS", url)
         return
-    from condor_cloud.master.api.tls import describe
+    from condor_cloud.master.tls import describe
 
     try:
         info = describe(settings.tls_cert)
@@ -132,7 +132,7 @@ def _let_the_app_name_the_server():
     SERVER_SOFTWARE (older, e.g. EPEL 9's 21.2). Name the server there."""
     from gunicorn.http import wsgi
 
-    from condor_cloud.master.api.config import API_VERSION
+    from condor_cloud.master.config import API_VERSION
 
     name = "Apache-Deltacloud/%s" % API_VERSION
     for attr in ("SERVER", "SERVER_SOFTWARE"):

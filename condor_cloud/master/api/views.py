@@ -11,11 +11,11 @@ from condor_cloud.core.errors import CloudError, shown
 from condor_cloud.core.images import check_image_name
 from condor_cloud.master import quotas, usage
 from condor_cloud.master.jobs import (InstanceStateError, check_instance_name, running_use, set_pending_reasons,
-                                      user_data_for_job)
+                                      store_images, user_data_for_job)
 from condor_cloud.master.keys import NoSuchKey, check_keyname
 from condor_cloud.master.api import csrf, json_format, models
 from condor_cloud.master.api.http import context, check_password, current_user, html_redirect, no_content, params, respond
-from condor_cloud.master.api.config import API_VERSION
+from condor_cloud.master.config import API_VERSION
 from condor_cloud.master.api.errors import ApiError
 from condor_cloud.master.api.sessions import SESSION_COOKIE
 
@@ -136,7 +136,7 @@ def profile_show(profile_id):
 # -- images --------------------------------------------------------------------------------------------
 def _images():
     settings = _settings()
-    found = models.store_images(settings.image_store)
+    found = store_images(settings.image_store)
     return [models.image_model(g.base, settings.image_store, iid, info, settings.profiles)
             for iid, info in found.items()]
 
@@ -222,7 +222,7 @@ def instance_create():
     image_id = args.get("image_id", "")
     if not image_id:
         raise ApiError(400, "parameter image_id is required")
-    found = models.store_images(settings.image_store)
+    found = store_images(settings.image_store)
     info = found.get(image_id)
     if info is None:
         raise ApiError(400, "no image with id %s" % shown(image_id))

@@ -20,28 +20,13 @@ import uuid
 from condor_cloud.master.api import models as api_models
 from condor_cloud.core.errors import CloudError
 from condor_cloud.master import quotas
-from condor_cloud.master.jobs import (InstanceStateError,
-    NoSuchInstance,
-    check_instance_name,
-    running_use,
-    set_pending_reasons,
-    user_data_for_job,
-    plain_literal)
+from condor_cloud.master.jobs import (InstanceStateError, store_images, NoSuchInstance, check_instance_name,
+                                      running_use, set_pending_reasons, user_data_for_job, plain_literal)
 from condor_cloud.master.keys import NoSuchKey, check_keyname, parse_public_key
 from condor_cloud.master.ec2 import model
-from condor_cloud.master.ec2.model import (IMAGE_ID_RE,
-    INSTANCE_FILTERS,
-    InstanceView,
-    check_instance_ids,
-    ec2_id,
-    image_ec2_id,
-    key_pair_id,
-    matches,
-    not_found,
-    parse_filters,
-    subnet_id,
-    vpc_id,
-    zones)
+from condor_cloud.master.ec2.model import (IMAGE_ID_RE, INSTANCE_FILTERS, InstanceView, check_instance_ids, ec2_id,
+                                           image_ec2_id, key_pair_id, matches, not_found, parse_filters, subnet_id,
+                                           vpc_id, zones)
 from condor_cloud.master.ec2.query import Ec2Error, Items, invalid, shown
 
 log = logging.getLogger("condor_cloud.master.ec2")
@@ -91,7 +76,7 @@ class Call:
 
     def images(self):
         """{ami id: ImageInfo} of the store's images."""
-        found = api_models.store_images(self.settings.api.image_store)
+        found = store_images(self.settings.api.image_store)
         return {image_ec2_id(info.name): info for info in found.values()}
 
 

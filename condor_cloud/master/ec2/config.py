@@ -1,4 +1,4 @@
-"""Settings of the EC2 Query API: the CLOUD_EC2_* knobs (defaults in condor_cloud/api/config.py DEFAULTS, the one
+"""Settings of the EC2 Query API: the CLOUD_EC2_* knobs (defaults in condor_cloud/master/config.py DEFAULTS, the one
 place; config.d/25condor_cloud_api.config shows them) plus the Deltacloud API's settings it shares (image store,
 hardware profiles, user file, SSH key store, user data limit, schedd, API account, TLS certificate and key).
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from condor_cloud.core import errors
-from condor_cloud.master.api import config as api_config
-from condor_cloud.master.api.config import ApiSettings
+from condor_cloud.master import config as api_config
+from condor_cloud.master.config import ApiSettings
 from condor_cloud.core.errors import CloudError, shown
 
 API_VERSION = "2016-11-15"

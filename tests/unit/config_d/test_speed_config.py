@@ -3,7 +3,8 @@ read by HTCondor's own configuration parser (htcondor2) from config.d, master an
 single-host cloud. Each test's docstring gives the reason, with the place in HTCondor 23.9.6's source that sets the
 default; docs/DESIGN.txt, "Launch speed: the knobs and the floors", says the same. The negotiator's offer ranking
 is evaluated with classad2 as the negotiator does it (Matchmaker::calculateRanks, then the lexicographic order in
-Matchmaker::MatchListType::sort_compare). tests/integration/test_placement.py checks the placement on a real pool.
+Matchmaker::MatchListType::sort_compare). tests/integration/test_placement.py checks the placement on a real pool:
+N instances launched at once of an image cached on one node all run there while it has room.
 """
 
 import os
@@ -101,6 +102,62 @@ def test_among_nodes_the_job_ranks_equally_the_fullest_fills_first(knobs):
         assert _offer_key(knobs, less_memory, JOB) > _offer_key(knobs, emptier, JOB)
         offline = _machine(4, 8000, images, Offline=True)
         assert _offer_key(knobs, emptier, JOB) > _offer_key(knobs, offline, JOB)
+
+
+# -- instances launched at once all get the node with their image, while it has room ------------------------------
+def _on(value):
+    """A boolean knob as HTCondor reads it (htcondor2.param gives bool for bool knobs, the text for string ones)."""
+    return value if isinstance(value, bool) else _bool(value)
+
+
+def test_one_cycle_may_match_a_node_once_per_instance(knobs):
+    """CONSUMPTION_POLICY = True on the node's partitionable slot: after a match the negotiator takes the job's
+    Cpus, Memory and Disk off that slot's ad (cp_deduct_assets, matchmaker.cpp:5238) and leaves it among the offers
+    (matchmaker.cpp:4210), so the next instance in the same cycle may get the same node; without it the matched slot
+    leaves the offers (matchmaker.cpp:4234), and N instances queued at once spread one per node whatever their Rank.
+    Read when the slot is built (Resource.cpp:268)."""
+    assert _on(knobs["CONSUMPTION_POLICY"]) is True
+
+
+def test_every_request_ranks_the_nodes_afresh(knobs):
+    """NEGOTIATOR_MATCHLIST_CACHING = False: with the cache (matchmaker.cpp:812, 4559) the next request of the same
+    autocluster pops the head of a best-first list (4492-4504), and a node matched under a consumption policy is put
+    back by MatchListType::insert_candidate, whose insertion test is inverted (matchmaker.cpp:5664: it moves the node
+    down past every node it beats; sort_compare is true when its first argument is the better, 5903): on the real pool
+    `queue 3` went to the cached node, then twice to the other. Without the cache every request scans the offers as
+    the cycle's matches left them (matchmaker.cpp:4651-4677)."""
+    assert _on(knobs["NEGOTIATOR_MATCHLIST_CACHING"]) is False
+
+
+def test_the_schedd_starts_no_instance_on_leftovers(knobs):
+    """CLAIM_PARTITIONABLE_LEFTOVERS = False: the schedd asks the startd for a claimed partitionable slot's leftovers
+    (_condor_SEND_LEFTOVERS, dc_startd.cpp:129; with a consumption policy the startd sends them whenever asked,
+    command.cpp:1089) and starts its owner's first idle job that fits there, without the negotiator and so without
+    the job's Rank (schedd.cpp:8665-8722, FindRunnableJob, qmgmt.cpp:9488)."""
+    assert _on(knobs["CLAIM_PARTITIONABLE_LEFTOVERS"]) is False
+
+
+VM_JOBS = [  # by hand (condor_submit: RequestMemory = MY.JobVMMemory, RequestCpus 1) and through the API (profiles)
+    classad2.ClassAd({"JobVMMemory": 256, "RequestMemory": 256, "RequestCpus": 1, "JobVM_VCPUS": 1, "RequestDisk": 1}),
+    classad2.ClassAd({"JobVMMemory": 300, "RequestMemory": 300, "RequestCpus": 2, "JobVM_VCPUS": 2,
+                      "RequestDisk": 5000}),
+]
+
+
+def test_an_instance_consumes_what_its_dynamic_slot_gets(knobs):
+    """The consumption policy's CONSUMPTION_CPUS/MEMORY/DISK (HTCondor's defaults, not set in config.d) deduct from
+    the node's slot what the startd gives the instance's dynamic slot (MODIFY_REQUEST_EXPR_REQUEST*), at least the
+    VM's memory; SLOT_WEIGHT = Cpus makes a match cost its cores (cp_deduct_assets), not the whole node's weight.
+    VM_Memory is not deducted within a cycle: a node may be promised more than it has room for, then its startd
+    refuses that start (VMUniverseMgr::canCreateVM, command.cpp:1713) and the instance is matched again."""
+    machine = _machine(8, 16000)
+    for job in VM_JOBS:
+        for asset in ("Cpus", "Memory", "Disk"):
+            consumed = classad2.ExprTree(knobs["CONSUMPTION_" + asset.upper()]).eval(machine, job)
+            given = classad2.ExprTree(knobs["MODIFY_REQUEST_EXPR_REQUEST" + asset.upper()]).eval(job)
+            assert consumed == given, (asset, consumed, given)
+        assert classad2.ExprTree(knobs["CONSUMPTION_MEMORY"]).eval(machine, job) >= job["JobVMMemory"]
+    assert knobs["SLOT_WEIGHT"] == "Cpus"
 
 
 # -- vm-gahp and the VM starter ----------------------------------------------------------------------------------

@@ -241,7 +241,7 @@ def test_cross_site_post_refused(env):
 
 
 def test_unexpected_exception_is_logged_500(env, mocker, caplog):
-    mocker.patch("condor_cloud.master.api.models.store_images", side_effect=RuntimeError("boom"))
+    mocker.patch("condor_cloud.master.api.views.store_images", side_effect=RuntimeError("boom"))
     r = env.client.get("/api/images", headers=jsonh())
     assert r.status_code == 500
     assert json.loads(r.data)["code"] == 500

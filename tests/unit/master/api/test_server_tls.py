@@ -18,13 +18,14 @@ import pytest
 from click.testing import CliRunner
 
 from condor_cloud.master import cli
-from condor_cloud.master.api import config, server
-from condor_cloud.master.api.config import DEFAULTS, ApiSettings, load_api_settings, parse_profiles
+from condor_cloud.master import config
+from condor_cloud.master.api import server
+from condor_cloud.master.config import DEFAULTS, ApiSettings, load_api_settings, parse_profiles
 from condor_cloud.core.errors import CloudError
 
 pytest.importorskip("cryptography")
 
-from condor_cloud.master.api import tls  # noqa: E402
+from condor_cloud.master import tls  # noqa: E402
 
 from support import REPO
 
@@ -86,7 +87,7 @@ def test_plain_http_only_when_turned_on(pair):
 
 def test_no_certificate_no_server(tmp_path, mocker, capsys):
     missing = settings(tls_cert=str(tmp_path / "api.crt"), tls_key=str(tmp_path / "api.key"))
-    mocker.patch("condor_cloud.master.api.config.load_api_settings", return_value=missing)
+    mocker.patch("condor_cloud.master.config.load_api_settings", return_value=missing)
     run = mocker.patch("gunicorn.app.base.BaseApplication.run")
     assert server.main() == 1
     err = capsys.readouterr().err

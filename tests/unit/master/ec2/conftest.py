@@ -16,7 +16,7 @@ import pytest
 from werkzeug.test import Client
 
 from condor_cloud.master.access_keys import AccessKeyStore
-from condor_cloud.master.api.config import ApiSettings, parse_profiles
+from condor_cloud.master.config import ApiSettings, parse_profiles
 from condor_cloud.master.ec2 import create_app
 from condor_cloud.master.ec2.config import Ec2Settings
 from condor_cloud.master.ec2.jobs import Ec2Jobs

@@ -67,7 +67,7 @@ def test_run_instances_submits_the_same_job_as_the_deltacloud_api(env, ec2):
 
 
 def test_instances_launched_elsewhere_show_their_name_as_a_name_tag(env, ec2):
-    from condor_cloud.master.api.config import parse_profiles
+    from condor_cloud.master.config import parse_profiles
 
     env.jobs.submit("alice", "demo.qcow2", parse_profiles("small:512:1")[0], "from-deltacloud")
     (res,) = ec2().describe_instances()["Reservations"]
@@ -543,7 +543,7 @@ def test_client_token_launches_take_the_lock(env, ec2, monkeypatch):
 
 
 def test_submit_attributes_are_checked_literals_and_only_for_the_api_account(env):
-    from condor_cloud.master.api.config import parse_profiles
+    from condor_cloud.master.config import parse_profiles
     from condor_cloud.core.errors import CloudError
     from condor_cloud.master.jobs import CloudJobs
 

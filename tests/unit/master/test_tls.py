@@ -1,4 +1,4 @@
-"""condor_cloud.master.api.tls: the self-signed certificate `condor-cloud api-cert create` makes, and the pair check the
+"""condor_cloud.master.tls: the self-signed certificate `condor-cloud api-cert create` makes, and the pair check the
 server runs before it starts. Clients verify it for real here (a TLS handshake over a socket pair)."""
 
 import base64
@@ -16,7 +16,7 @@ pytest.importorskip("cryptography")
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from condor_cloud.master.api import tls  # noqa: E402
+from condor_cloud.master import tls  # noqa: E402
 from condor_cloud.core.errors import CloudError  # noqa: E402
 
 
