@@ -148,8 +148,8 @@ def test_an_instance_consumes_what_its_dynamic_slot_gets(knobs):
     """The consumption policy's CONSUMPTION_CPUS/MEMORY/DISK (HTCondor's defaults, not set in config.d) deduct from
     the node's slot what the startd gives the instance's dynamic slot (MODIFY_REQUEST_EXPR_REQUEST*), at least the
     VM's memory; SLOT_WEIGHT = Cpus makes a match cost its cores (cp_deduct_assets), not the whole node's weight.
-    VM_Memory is not deducted within a cycle: a node may be promised more than it has room for, then its startd
-    refuses that start (VMUniverseMgr::canCreateVM, command.cpp:1713) and the instance is matched again."""
+    Cpus and Memory are what bounds a node on HTCondor 23.9.6, whose startd counts only the last VM against
+    VM_MEMORY (Claim::spawnStarter returns TRUE, not the starter's pid: claim.cpp:1478; docs/DESIGN.txt)."""
     machine = _machine(8, 16000)
     for job in VM_JOBS:
         for asset in ("Cpus", "Memory", "Disk"):
