@@ -41,8 +41,13 @@ def test_images():
 def sandbox():
     """A running pool with the project installed (its RPMs' payloads, or make install-node install-master)."""
     _need_root()
-    # A fixed name: the next session cleans up after a crashed one (CLOUD_SANDBOX_NAME to run two at once).
-    sb = sandbox_mod.Sandbox(name=os.environ.get("CLOUD_SANDBOX_NAME", "pytest"))
+    # A fixed name: the next session cleans up after a crashed one (CLOUD_SANDBOX_NAME to run two at once). Under
+    # pytest-xdist (make check-integration) each worker has a pool of its own, named after the worker: the pools
+    # live in separate roots and network namespaces, so they share nothing but the cached root and images.
+    name = os.environ.get("CLOUD_SANDBOX_NAME", "pytest")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        name += "-" + os.environ["PYTEST_XDIST_WORKER"]
+    sb = sandbox_mod.Sandbox(name=name)
     try:
         sb.up()
         yield sb
