@@ -1,6 +1,8 @@
 """The job exit hook (<KW>_HOOK_JOB_EXIT): remove the instance's directory (overlays, seed)
-whatever the reason the job left the node: exit, remove, hold or evict. A destroyed instance (remove) loses its
-console log too; otherwise the log stays CLOUD_CONSOLE_KEEP seconds, so a failed boot can be read afterwards.
+whatever the reason the job left the node: exit, remove, hold or evict. A destroyed instance (remove) and an evicted
+one (its node vacated it: a shutdown, a DELETE while the startd stops; it restarts elsewhere as a new instance) lose
+their console log too: nothing of them stays on the node. After exit or hold the log stays CLOUD_CONSOLE_KEEP
+seconds, so a guest's end or a failed boot can be read afterwards.
 
 The instance is the one this hook's starter made (instance_dirs.find_bound), never one named by the job ad: a job's
 owner controls its ad, and another user's instance id is public."""
@@ -29,7 +31,7 @@ def main(argv=None, stdin=None, stdout=None, starter_pid=None):
         starter = instance_dirs.Starter.of(starter_pid if starter_pid is not None else os.getppid())
         for instance in instance_dirs.find_bound(settings.instance_dir, starter):
             instance_dirs.remove(settings.instance_dir, instance.id)
-            if reason == "remove":
+            if reason in ("remove", "evict"):
                 console_log.remove(settings.console_dir, instance.id)
         return 0
     except (CloudError, OSError) as exc:

@@ -1,5 +1,5 @@
 """JOB_EXIT (condor_cloud/node/as_condor_cloud/exit_hook.py): removes the instance of its own starter for every
-exit reason, never one the job ad names or another starter's, and the console log of a removed instance."""
+exit reason, never one the job ad names or another starter's, and the console log of a removed or evicted instance."""
 
 import io
 import os
@@ -45,19 +45,24 @@ def test_exit_hook_leaves_other_starters_instances_alone(demo, monkeypatch, tmp_
         victim.kill()
 
 
-def test_a_destroyed_instance_loses_its_console_log_and_others_keep_theirs(demo):
+@pytest.mark.parametrize("reason", ["remove", "evict"])
+def test_a_destroyed_or_evicted_instance_loses_its_console_log_and_others_keep_theirs(demo, reason):
+    """remove: destroyed; evict: its node vacates it (shutdown, a DELETE while the startd stops), and it restarts
+    elsewhere as a new instance with a new log: nothing of it stays on this node."""
     _, prepared = run_prepare(job_ad())
     log = demo.consoles / (prepared["CloudInstanceId"] + ".log")
     (demo.consoles / (prepared["CloudInstanceId"] + ".log.0")).write_text("rotated")
     (demo.consoles / "9.0-0000abcd.log").write_text("another instance's")
     assert log.exists()
-    assert exit_hook.main(["exit", "remove"], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
+    assert exit_hook.main(["exit", reason], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
     assert sorted(os.listdir(demo.consoles)) == ["9.0-0000abcd.log"]
 
 
-def test_an_instance_that_ended_otherwise_keeps_its_console_log(demo):
+@pytest.mark.parametrize("reason", ["exit", "hold"])
+def test_an_instance_that_ended_or_failed_keeps_its_console_log(demo, reason):
+    """exit (the guest powered off or crashed) and hold (it could not start): its log tells why."""
     _, prepared = run_prepare(job_ad())
-    assert exit_hook.main(["exit", "exit"], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
+    assert exit_hook.main(["exit", reason], io.StringIO(job_ad()), starter_pid=os.getpid()) == 0
     assert os.listdir(demo.consoles) == [prepared["CloudInstanceId"] + ".log"]
 
 
