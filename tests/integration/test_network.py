@@ -48,7 +48,7 @@ def net_pool():
     image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "dhcp"], stdout=subprocess.PIPE,
                            check=True, universal_newlines=True).stdout.strip()
     links_before, forward_before = host_links(), host_ip_forward()
-    # STARTER_UPDATE_INTERVAL is 5 s in every sandbox; SHADOW_QUEUE_UPDATE_INTERVAL is the shipped 60 s
+    # STARTER_UPDATE_INTERVAL is 5 s in every sandbox; SHADOW_QUEUE_UPDATE_INTERVAL is the shipped 15 s
     # (config.d/20condor_cloud_master.config), so this also proves that setting.
     sb = Sandbox(NAME, extra_config="CLOUD_NETWORK = network:default\n")
     try:

@@ -23,4 +23,4 @@ def test_node_runs_the_update_hook_every_minute():
 
 def test_shadows_push_chirped_attributes_to_the_schedd_within_minutes():
     master = settings("20condor_cloud_master.config")
-    assert 0 < int(master["SHADOW_QUEUE_UPDATE_INTERVAL"]) <= 120
+    assert 0 < int(master["SHADOW_QUEUE_UPDATE_INTERVAL"]) <= 15
