@@ -65,13 +65,13 @@ class NoSuchInstance(CloudError):
 
 
 def condor_errors():
-    """What the htcondor2 bindings raise when a daemon cannot be reached or refuses: RuntimeError in HTCondor 23.x
-    (e.g. "Unable to locate local daemon"; 23.9.6 has no HTCondorException), htcondor2.HTCondorException where it
-    exists (24.x and later)."""
+    """What the htcondor2 bindings raise when a daemon cannot be reached or refuses: in HTCondor 23.x RuntimeError
+    (e.g. "Unable to locate local daemon") and IOError, i.e. OSError (a failed query or connection: schedd.cpp in
+    src/python-bindings/htcondor2 at v23.9.6); htcondor2.HTCondorException where it exists (24.x and later)."""
     import htcondor2
 
     found = getattr(htcondor2, "HTCondorException", None)
-    return (RuntimeError, found) if isinstance(found, type) else (RuntimeError,)
+    return (RuntimeError, OSError, found) if isinstance(found, type) else (RuntimeError, OSError)
 
 
 def plain_literal(value):
