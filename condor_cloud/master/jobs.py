@@ -64,6 +64,10 @@ class NoSuchInstance(CloudError):
         super().__init__("no instance %s" % shown(instance_id), errors.BAD_REQUEST)
 
 
+# How HTCondor's security layer says a daemon refused a cached session (it had restarted): SECMAN:2004.
+SESSION_REJECTED = "SECMAN:2004"
+
+
 def condor_errors():
     """What the htcondor2 bindings raise when a daemon cannot be reached or refuses: in HTCondor 23.x RuntimeError
     (e.g. "Unable to locate local daemon") and IOError, i.e. OSError (a failed query or connection: schedd.cpp in
@@ -316,6 +320,14 @@ class CloudJobs:
             raise BackendError("cannot locate the HTCondor schedd: %s" % exc) from None
 
     def _call(self, what, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except condor_errors() as exc:
+            if SESSION_REJECTED not in str(exc):
+                raise BackendError("HTCondor schedd error while %s: %s" % (what, exc)) from None
+        # The schedd restarted since this long-lived process last spoke to it, and refused the security session
+        # cached from then, before doing anything. HTCondor drops that session on the refusal, so one retry
+        # authenticates afresh (seen on the real pool after a schedd restart: one failed request per API worker).
         try:
             return fn(*args, **kwargs)
         except condor_errors() as exc:

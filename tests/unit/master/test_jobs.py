@@ -90,3 +90,38 @@ def test_the_escalation_is_best_effort(answer):
     timer = jobs(schedd).remove(info(), "bye", linger=0.01)
     timer.join(5)
     assert [a for a, _, _ in schedd.acts] == [htcondor2.JobAction.Remove, htcondor2.JobAction.RemoveX]
+
+
+class Refusing:
+    """A schedd call that fails `times` times with `error`, then answers."""
+
+    def __init__(self, error, times):
+        self.error, self.times, self.calls = error, times, 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error
+        return "answer"
+
+
+REJECTED = OSError("Failed to fetch ads from schedd, errmsg=SECMAN:2004:Server rejected our session id")
+
+
+def test_a_session_the_restarted_schedd_rejects_is_retried_once():
+    """After a schedd restart each long-lived API process's cached session is refused once (real pool)."""
+    call = Refusing(REJECTED, 1)
+    assert jobs(Schedd())._call("listing instances", call) == "answer" and call.calls == 2
+
+
+def test_a_second_rejection_or_another_error_is_a_backend_error_without_retry():
+    from condor_cloud.master.jobs import BackendError
+
+    call = Refusing(REJECTED, 2)
+    with pytest.raises(BackendError, match="SECMAN:2004"):
+        jobs(Schedd())._call("listing instances", call)
+    assert call.calls == 2
+    other = Refusing(OSError("Failed to connect to schedd."), 1)
+    with pytest.raises(BackendError, match="Failed to connect"):
+        jobs(Schedd())._call("submitting an instance", other)
+    assert other.calls == 1   # a submit that may have reached the schedd is never sent twice
