@@ -64,8 +64,11 @@ class NoSuchInstance(CloudError):
         super().__init__("no instance %s" % shown(instance_id), errors.BAD_REQUEST)
 
 
-# How HTCondor's security layer says a daemon refused a cached session (it had restarted): SECMAN:2004.
-SESSION_REJECTED = "SECMAN:2004"
+# Failures that happen before the schedd does anything, so that one retry is safe: it refused the security session
+# this process cached before it restarted (SECMAN:2004; HTCondor drops the session on the refusal), or the queue
+# connection of a submit failed (src/python-bindings/htcondor2/schedd.cpp at v23.9.6, _schedd_submit: "Failed to
+# connect to schedd.", raised before any job exists).
+RETRY_ONCE = ("SECMAN:2004", "Failed to connect to schedd")
 
 
 def condor_errors():
@@ -323,11 +326,10 @@ class CloudJobs:
         try:
             return fn(*args, **kwargs)
         except condor_errors() as exc:
-            if SESSION_REJECTED not in str(exc):
+            if not any(text in str(exc) for text in RETRY_ONCE):
                 raise BackendError("HTCondor schedd error while %s: %s" % (what, exc)) from None
-        # The schedd restarted since this long-lived process last spoke to it, and refused the security session
-        # cached from then, before doing anything. HTCondor drops that session on the refusal, so one retry
-        # authenticates afresh (seen on the real pool after a schedd restart: one failed request per API worker).
+        # Typically the schedd restarted since this long-lived process last spoke to it (seen on the real pool: one
+        # failed request per API worker after each schedd restart); one retry authenticates afresh.
         try:
             return fn(*args, **kwargs)
         except condor_errors() as exc:

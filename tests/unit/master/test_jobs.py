@@ -108,9 +108,11 @@ class Refusing:
 REJECTED = OSError("Failed to fetch ads from schedd, errmsg=SECMAN:2004:Server rejected our session id")
 
 
-def test_a_session_the_restarted_schedd_rejects_is_retried_once():
-    """After a schedd restart each long-lived API process's cached session is refused once (real pool)."""
-    call = Refusing(REJECTED, 1)
+@pytest.mark.parametrize("error", [REJECTED, OSError("Failed to connect to schedd.")])
+def test_a_refusal_before_the_schedd_acts_is_retried_once(error):
+    """After a schedd restart each long-lived API process's cached session is refused once (real pool); a submit's
+    queue connection that failed created nothing."""
+    call = Refusing(error, 1)
     assert jobs(Schedd())._call("listing instances", call) == "answer" and call.calls == 2
 
 
@@ -121,7 +123,7 @@ def test_a_second_rejection_or_another_error_is_a_backend_error_without_retry():
     with pytest.raises(BackendError, match="SECMAN:2004"):
         jobs(Schedd())._call("listing instances", call)
     assert call.calls == 2
-    other = Refusing(OSError("Failed to connect to schedd."), 1)
-    with pytest.raises(BackendError, match="Failed to connect"):
+    other = Refusing(RuntimeError("Failed to create new proc ID."), 1)
+    with pytest.raises(BackendError, match="Failed to create"):
         jobs(Schedd())._call("submitting an instance", other)
     assert other.calls == 1   # a submit that may have reached the schedd is never sent twice
