@@ -127,3 +127,24 @@ def test_a_second_rejection_or_another_error_is_a_backend_error_without_retry():
     with pytest.raises(BackendError, match="Failed to create"):
         jobs(Schedd())._call("submitting an instance", other)
     assert other.calls == 1   # a submit that may have reached the schedd is never sent twice
+
+
+@pytest.mark.parametrize("status, destroyable", [(1, True), (2, True), (3, False), (4, False), (5, True), (6, False),
+                                                 (7, True)])
+def test_one_destroy_rule_for_the_apis_and_the_cli(status, destroyable):
+    """Idle, running, held and suspended instances can be destroyed; one already being removed, completed or ending
+    cannot (both APIs and the CLI call CloudJobs.destroy)."""
+    from dataclasses import replace
+
+    from condor_cloud.master.jobs import InstanceStateError, can_destroy
+
+    item = replace(info(), job_status=status)
+    assert can_destroy(item) is destroyable
+    schedd = Schedd()
+    if destroyable:
+        jobs(schedd).destroy(item, "bye", linger=None)
+        assert [a for a, _, _ in schedd.acts] == [htcondor2.JobAction.Remove]
+    else:
+        with pytest.raises(InstanceStateError, match="cannot be destroyed now"):
+            jobs(schedd).destroy(item, "bye", linger=None)
+        assert schedd.acts == []
