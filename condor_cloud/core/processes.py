@@ -4,27 +4,27 @@ recognised as the same process (a pid alone can be reused)."""
 import os
 
 
-
-def process_start_time(pid):
-    """The kernel's start time of pid (clock ticks since boot), or None if there is no such process."""
+def _stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (field 3 onwards), or None if there is no such
+    process. The command name (field 2) may contain spaces and parentheses, so the split is after its last ')'."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    # Field 22; the command name (field 2) may contain spaces and parentheses, so split after its last ')'.
-    fields = data[data.rindex(b")") + 2:].split()
-    return int(fields[19])
+    return data[data.rindex(b")") + 2:].split()
+
+
+def process_start_time(pid):
+    """The kernel's start time of pid (clock ticks since boot, field 22), or None if there is no such process."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def parent_pid(pid):
-    """The parent pid of pid (from /proc), or None if there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return int(data[data.rindex(b")") + 2:].split()[1])
+    """The parent pid of pid (field 4), or None if there is no such process."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[1])
 
 
 def ancestors(pid=None):
