@@ -191,3 +191,13 @@ def test_a_guests_power_off_is_polled_as_often_as_htcondor_allows(knobs):
     """VM_STATUS_INTERVAL = 30: the VM starter learns of a guest's power-off only by polling vm-gahp; VMProc
     clamps the interval to at least VM_MIN_STATUS_INTERVAL = 30 s (vm_proc.cpp, vm_proc.h; default 60)."""
     assert int(knobs["VM_STATUS_INTERVAL"]) == 30
+
+
+def test_the_console_and_the_address_follow_the_starters_fixed_wait_at_once(knobs):
+    """STARTER_INITIAL_UPDATE_INTERVAL = 0: condor_tail (the console) gets the starter's address from the startd,
+    which learns it only from the starter's job updates (Starter.cpp:790); the first is sent
+    STARTER_INITIAL_UPDATE_INTERVAL s (default 8) after the starter's fixed 30 s wait at the domain's start
+    (JobInfoCommunicator::startUpdateTimer, job_info_communicator.cpp:929), and with it the update hook publishes the
+    address. Seen on the sandbox pool: the console answered 9-10 s after that wait with the default."""
+    assert int(knobs["STARTER_INITIAL_UPDATE_INTERVAL"]) == 0
+    assert int(knobs["STARTER_INITIAL_UPDATE_INTERVAL"]) < int(knobs["STARTER_UPDATE_INTERVAL"])
