@@ -10,6 +10,12 @@ from condor_cloud.core.errors import CloudError, shown
 
 MAX_BYTES = 1 << 20          # what a reader may ask for at once
 DEFAULT_BYTES = 16 << 10
+# An API request (Deltacloud or EC2) waits at most this long for condor_tail, then answers "not yet" (503 +
+# Retry-After; EC2: no output), so no request holds a server worker while a node is busy (the starter's fixed
+# 30 s wait at a domain's start). Until the starter is reachable condor_tail asks again every 2 s
+# (condor_tools/tail.cpp:232): 5 s hold three tries, so a client that asks again at once learns of the first
+# line at most about 2 s after HTCondor could show it.
+REQUEST_TIMEOUT = 5
 
 
 # ANSI/VT escape sequences, then any other control character except newline and tab.

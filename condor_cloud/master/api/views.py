@@ -296,8 +296,7 @@ def instance_action(instance_id, action):
     raise ApiError(412, "the condor driver cannot %s an instance (a VM-universe job can only be destroyed)" % action)
 
 
-# A console read waits at most this long for the node (condor_tail), then answers 503 + Retry-After.
-CONSOLE_TIMEOUT = 4
+# After a 503 (the node did not answer within console.REQUEST_TIMEOUT), the client is told to ask again this late.
 CONSOLE_RETRY = 5
 
 
@@ -306,7 +305,7 @@ def instance_console(instance_id):
     of the Deltacloud API). Escape sequences and control characters are removed; ?bytes=N (default 16 KiB)."""
     from flask import Response
 
-    from condor_cloud.master.console import DEFAULT_BYTES, MAX_BYTES, clean
+    from condor_cloud.master.console import DEFAULT_BYTES, MAX_BYTES, REQUEST_TIMEOUT, clean
 
     user = current_user()
     info = _get_instance(instance_id, user)
@@ -317,7 +316,7 @@ def instance_console(instance_id):
     if not 1 <= max_bytes <= MAX_BYTES:
         raise ApiError(400, "bytes must be a number from 1 to %d" % MAX_BYTES)
     try:
-        text = context()["jobs"].console(info, max_bytes, timeout=CONSOLE_TIMEOUT)
+        text = context()["jobs"].console(info, max_bytes, timeout=REQUEST_TIMEOUT)
     except InstanceStateError:
         raise
     except CloudError as exc:

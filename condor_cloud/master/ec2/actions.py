@@ -19,7 +19,7 @@ import uuid
 
 from condor_cloud.master.api import models as api_models
 from condor_cloud.core.errors import CloudError
-from condor_cloud.master import quotas
+from condor_cloud.master import console, quotas
 from condor_cloud.master.jobs import (InstanceStateError, store_images, NoSuchInstance, check_instance_name,
                                       running_use, set_pending_reasons, user_data_for_job, plain_literal)
 from condor_cloud.master.keys import NoSuchKey, check_keyname, parse_public_key
@@ -423,10 +423,10 @@ def get_console_output(call):
     text = ""
     if view.state == model.RUNNING:
         try:
-            text = call.jobs.console(view.inst.info, CONSOLE_BYTES)
+            text = call.jobs.console(view.inst.info, CONSOLE_BYTES, timeout=console.REQUEST_TIMEOUT)
         except InstanceStateError:
             text = ""
-        except CloudError as exc:  # e.g. no console in the job's sandbox yet: EC2 shows no output then
+        except CloudError as exc:  # no console yet, or the node busy (timeout): EC2 shows no output then
             log.warning("console of %s (job %d.%d) not readable: %s", view.id, view.inst.info.cluster,
                         view.inst.info.proc, exc)
     output = base64.b64encode(text.encode("utf-8", "replace")).decode("ascii") if text else None

@@ -253,7 +253,7 @@ def test_console_of_a_running_instance_is_clean_plain_text(env, mocker):
     assert r.status_code == 200 and r.data == b"Booting\n<script>x</script>\n"
     assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert r.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in r.headers["Content-Security-Policy"]
-    tail.assert_called_once_with(42, 0, 2048, timeout=4)
+    tail.assert_called_once_with(42, 0, 2048, timeout=5)
     page = env.client.get("/api/instances/" + inst["id"], headers=html()).data.decode()
     assert 'href="http://localhost/api/instances/%s/console"' % inst["id"] in page
 
@@ -299,7 +299,7 @@ def test_console_answers_text_plain_and_never_waits_long_for_a_busy_node(env, mo
     r = env.client.get("/api/instances/%s/console" % inst["id"], headers=dict(jsonh(), Accept="text/plain"))
     assert r.status_code == 200 and r.data == b"login: "
     assert tail.call_args.kwargs["timeout"] <= 5  # the worker is free again within seconds
-    tail.side_effect = CloudError("condor_tail did not answer within 4 s", errors.TIMEOUT)
+    tail.side_effect = CloudError("condor_tail did not answer within 5 s", errors.TIMEOUT)
     r = env.client.get("/api/instances/%s/console" % inst["id"], headers=dict(jsonh(), Accept="text/plain"))
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert b"try again in 5 s" in r.data

@@ -121,7 +121,16 @@ def env(tmp_path, mocker, monkeypatch):
                        clock=lambda: time.time() + e.offset, lock_dir=str(e.lock_dir))
     e.client = Client(e.app)
     e.console = {}
-    monkeypatch.setattr(Ec2Jobs, "console", lambda self, info, max_bytes: e.console.get(info.cluster, ""))
+    e.console_timeouts = []
+
+    def console(self, info, max_bytes, timeout=60):
+        e.console_timeouts.append(timeout)
+        text = e.console.get(info.cluster, "")
+        if isinstance(text, Exception):
+            raise text
+        return text
+
+    monkeypatch.setattr(Ec2Jobs, "console", console)
     return e
 
 

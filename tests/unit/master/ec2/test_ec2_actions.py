@@ -332,6 +332,22 @@ def test_console_output(env, ec2):
     assert c.get_console_output(InstanceId=iid)["Output"] == "CONDOR-CLOUD-GUEST-BOOTED\n"
 
 
+def test_console_output_never_holds_a_worker_while_the_node_is_busy(env, ec2):
+    """Issue 13: condor_tail waits as long as the starter sleeps after starting a domain (30 s); GetConsoleOutput
+    gives it a few seconds only, then answers no output yet (as EC2 does before a console exists)."""
+    from condor_cloud.core import errors
+    from condor_cloud.core.errors import CloudError
+
+    c = ec2()
+    iid = launch(c)["Instances"][0]["InstanceId"]
+    cluster = env.schedd.jobs[-1]["ClusterId"]
+    env.schedd.set_status(cluster, 2)
+    env.console[cluster] = CloudError("condor_tail did not answer within 5 s", errors.TIMEOUT)
+    answer = c.get_console_output(InstanceId=iid)
+    assert answer["InstanceId"] == iid and "Output" not in answer
+    assert env.console_timeouts and all(t <= 5 for t in env.console_timeouts)
+
+
 # -- images, types, regions, zones, VPCs, subnets ----------------------------------------------------------------
 def test_images_and_types(env, ec2):
     c = ec2()
