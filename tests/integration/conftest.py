@@ -20,7 +20,7 @@ import sandbox as sandbox_mod  # noqa: E402
 from errors import WaitTimeout  # noqa: E402
 from wait import wait_for  # noqa: E402
 
-VARIANTS = ("poweroff", "sleep", "write", "seed", "dhcp")
+VARIANTS = ("poweroff", "sleep", "write", "seed", "dhcp", "acpi")
 
 
 def _need_root():

@@ -10,8 +10,10 @@ The API serves HTTPS (as installed) with the self-signed certificate Sandbox.sta
 import base64
 import ctypes
 import glob
+import hashlib
 import json
 import os
+import re
 import ssl
 import threading
 import urllib.error
@@ -21,6 +23,9 @@ from errors import WaitTimeout
 from wait import wait_for
 
 CONSOLES = "/var/log/condor-cloud/consoles"
+STORE = "/var/lib/condor-cloud/shared_images"
+CACHE = "/var/lib/condor-cloud/local_cache"
+INSTANCES = "/var/lib/condor-cloud/instances"
 BOOTED = "CONDOR-CLOUD-GUEST-BOOTED"
 PORT = 3002
 BASE = "https://127.0.0.1:%d" % PORT     # the certificate names 127.0.0.1 (and localhost, the host's names)
@@ -32,6 +37,37 @@ def by_hand(disk, count=1, extra=()):
     """The by-hand submit description of docs/SUBMIT.txt for image disk, with extra submit lines."""
     return ("universe = vm\nvm_type = kvm\nexecutable = my-instance\nvm_memory = 256\nvm_disk = %s:vda:w\n"
             "vm_no_output_vm = true\n%squeue %d\n" % (disk, "".join(line + "\n" for line in extra), count))
+
+
+def submit(sb, disk, count=1, user="alice"):
+    """Submit the by-hand description of disk (count instances) as user; returns the cluster."""
+    return sb.submit(by_hand(disk, count), user=user)
+
+
+def remove_and_wait(sb, cluster):
+    """condor_rm the cluster as alice and wait until it is removed."""
+    sb.run(["condor_rm", str(cluster)], user="alice")
+    sb.wait_job(cluster, ("removed",), timeout=120)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_entries(sb, image=None):
+    """The node's cached bases (of image, or all), by entry name."""
+    names = [n for n in os.listdir(sb.path(CACHE)) if "@" in n and not n.startswith(".")]
+    return sorted(n for n in names if image is None or n.startswith(image + "@"))
+
+
+def instance_dirs(sb, cluster=None):
+    """The node's instance directories (of one job cluster, or all)."""
+    names = [n for n in os.listdir(sb.path(INSTANCES)) if re.match(r"\d+\.\d+-[0-9a-f]{8}$", n)]
+    return sorted(n for n in names if cluster is None or n.startswith("%d." % cluster))
 
 
 def console(sb, cluster, proc=0):

@@ -2,6 +2,7 @@
 (Sandbox.add_node): instances launched at once of an image cached on one node only all start on that node while it
 has room, and the rest elsewhere.
 
+- each node caches for itself: an image is cached where an instance of it ran, not elsewhere
 - one by-hand submit with `queue 3`, and three API launches at once, of an image cached on the sandbox's own node
   ("main", room for 8): all three run there
 - `queue 3` of an image cached on the second node, which has room for two (NUM_CPUS 2, one per instance): two
@@ -39,6 +40,7 @@ ON_MAIN = "placement-main.qcow2"        # cached on main only
 ON_NODE = "placement-node.qcow2"        # cached on NODE only
 NODE_CPUS = 2                           # room for two instances of one core (by hand: RequestCpus 1)
 INSTANCES = {MAIN: "/var/lib/condor-cloud/instances"}
+CACHES = {MAIN: "/var/lib/condor-cloud/local_cache"}
 PIN = {MAIN: 'requirements = !regexp("@%s@", Name)' % NODE, NODE: 'requirements = regexp("@%s@", Name)' % NODE}
 
 
@@ -55,7 +57,8 @@ def pool(sandbox, test_images):
     for image in (ON_MAIN, ON_NODE):
         sb.put_image(image, test_images["poweroff"])
     try:
-        INSTANCES[NODE] = sb.add_node(NODE, extra_env={"_CONDOR_NUM_CPUS": str(NODE_CPUS)})["instances"]
+        dirs = sb.add_node(NODE, extra_env={"_CONDOR_NUM_CPUS": str(NODE_CPUS)})
+        INSTANCES[NODE], CACHES[NODE] = dirs["instances"], dirs["cache"]
         start_api(sb)
         for node, image in ((MAIN, ON_MAIN), (NODE, ON_NODE)):
             WARM[node] = submit(sb, by_hand(image, extra=[PIN[node]]))
@@ -141,8 +144,18 @@ def where_they_run(sb, jobs, timeout=180):
 
 
 # -- tests ---------------------------------------------------------------------------------------------------
+def test_each_node_caches_for_itself(pool):
+    """Two execute nodes, each with its own cache: an image is cached where an instance of it ran, not elsewhere."""
+    def cached(node, image):
+        return [n for n in os.listdir(pool.path(CACHES[node])) if n.startswith(image + "@")]
+
+    assert cached(MAIN, ON_MAIN) and not cached(NODE, ON_MAIN)
+    assert cached(NODE, ON_NODE) and not cached(MAIN, ON_NODE)
+
+
 def test_queue_3_all_run_on_the_node_with_the_image_cached(pool):
     cluster = submit(pool, by_hand(ON_MAIN, count=3))
+    assert "CloudCachedImages" in pool.job_ad(cluster)["Rank"]   # no requirements: the CloudRank transform steers
     placed = where_they_run(pool, [(cluster, proc) for proc in range(3)])
     assert sorted(placed.values()) == [MAIN] * 3, placed
 
