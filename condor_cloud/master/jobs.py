@@ -33,7 +33,9 @@ PROJECTION = ["ClusterId", "ProcId", "GlobalJobId", "QDate", "JobStatus", "Owner
               "CloudImage", "CloudName", "CloudKeyName", "JobVMMemory", "JobVM_VCPUS", "VMPARAM_vm_Disk", "Cmd",
               "HoldReason", "JobStartDate", "EnteredCurrentStatus", "ChirpCloudAddresses",
               # what the job is charged against its owner's quota (quotas.size_of)
-              "ConcurrencyLimits", "RequestCpus", "RequestMemory"]
+              "ConcurrencyLimits", "RequestCpus", "RequestMemory",
+              # the negotiator's last word on an idle job (set_pending_reasons)
+              "LastRejMatchReason", "LastRejMatchTime", "LastMatchTime", "AutoClusterId"]
 DEFAULT_API_ACCOUNT = "condor-cloud-api"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _ID_RE = re.compile(r"([A-Za-z0-9.@-]{1,255})_([0-9]{1,10})\.([0-9]{1,10})_([0-9]{1,12})")
@@ -167,6 +169,9 @@ class InstanceInfo:
     charged_cpus: int = 1          # vCPUs and MiB its owner's quota is charged (quotas.size_of)
     charged_memory: int = 1
     pending_reason: str = ""       # why it waits, when its owner's quota holds it (set_pending_reasons)
+    no_room_reason: str = ""       # why it waits, when no node had room at the last negotiation (same)
+    rejected: str = ""             # the negotiator's last rejection of this idle job, if still current
+    autocluster: Optional[int] = None
 
     @property
     def image_id(self):
@@ -236,7 +241,19 @@ def info_from_ad(ad, api_account=DEFAULT_API_ACCOUNT):
         keyname=ad_value(ad, "CloudKeyName", str, "") if trusted else "",
         launch_time=ad_value(ad, "QDate", int), start_time=ad_value(ad, "JobStartDate", int),
         hold_reason=ad_value(ad, "HoldReason", str, "") if status == 5 else "",
-        addresses=_addresses(ad), **_charged(ad))
+        addresses=_addresses(ad), rejected=_current_rejection(ad, status),
+        autocluster=ad_value(ad, "AutoClusterId", int), **_charged(ad))
+
+
+def _current_rejection(ad, status):
+    """The negotiator's reason for not matching an idle job at its last cycle ("no match found"), unless a match
+    came after it (the schedd sets LastRejMatchReason/Time on a rejection, LastMatchTime on a match,
+    schedd.cpp:7889, 11204)."""
+    reason = ad_value(ad, "LastRejMatchReason", str, "")
+    rejected_at = ad_value(ad, "LastRejMatchTime", int, 0)
+    if status != 1 or not reason or rejected_at < ad_value(ad, "LastMatchTime", int, 0):
+        return ""
+    return reason.strip()
 
 
 def _charged(ad):
@@ -260,9 +277,13 @@ def running_use(infos, owner):
 
 
 def set_pending_reasons(infos, quota_of):
-    """Fill in pending_reason of each idle instance that its owner's quota holds back ("over your instance quota
-    (2 of 2 running)"). infos must hold every instance of their owners (one listing); quota_of(owner) -> Quota.
-    HTCondor's own word (LastRejMatchReason) is on one job of an autocluster only and stale once room frees."""
+    """Fill in why each idle instance waits: pending_reason when its owner's quota holds it back ("over your instance
+    quota (2 of 2 running)"), else no_room_reason when the negotiator found no node for it at its last cycle. infos
+    must hold every instance of their owners (one listing); quota_of(owner) -> Quota. The negotiator tries one job
+    per autocluster (jobs alike in what they ask for) and the schedd records its answer on that job only, so the
+    answer stands for the autocluster's other jobs of the same schedd user."""
+    rejections = {(i.owner, i.autocluster): i.rejected for i in infos
+                  if i.rejected and i.autocluster is not None}
     quotas_by_owner, use_by_owner = {}, {}
     for info in infos:
         if info.job_status != 1 or not info.owner:
@@ -273,6 +294,10 @@ def set_pending_reasons(infos, quota_of):
         size = quotas.Use(1, info.charged_cpus, info.charged_memory)
         info.pending_reason = quotas.pending_reason(quotas_by_owner[info.owner], use_by_owner[info.owner],
                                                     size) or ""
+        rejected = info.rejected or rejections.get((info.owner, info.autocluster), "")
+        if not info.pending_reason and rejected:
+            info.no_room_reason = ("no node has room for it now; it starts when one has (HTCondor's last "
+                                   "negotiation: %s)" % shown(rejected, 200))
     return infos
 
 

@@ -112,8 +112,8 @@ def instance_model(base, info):
         "keyname": info.keyname,
         "job": "%d.%d" % (info.cluster, info.proc),
         "hold_reason": info.hold_reason,
-        # why a PENDING instance waits, when its owner's quota holds it (jobs.set_pending_reasons)
-        "state_reason": info.pending_reason if info.state == PENDING else "",
+        # why a PENDING instance waits: its owner's quota, or no node with room (jobs.set_pending_reasons)
+        "state_reason": (info.pending_reason or info.no_room_reason) if info.state == PENDING else "",
         "stopped": info.state == STOPPED,
     }
 

@@ -73,6 +73,8 @@ def state_reason(inst):
         return ("Server.HeldByHTCondor", "held: %s" % inst.info.hold_reason)
     if code == PENDING and inst.info.pending_reason:
         return ("Client.InstanceLimitExceeded", inst.info.pending_reason)
+    if code == PENDING and inst.info.no_room_reason:
+        return ("Server.InsufficientInstanceCapacity", inst.info.no_room_reason)
     if code in (SHUTTING_DOWN, TERMINATED):
         if inst.info.job_status == 4:
             return ("Client.InstanceInitiatedShutdown", "Client.InstanceInitiatedShutdown: Instance initiated "

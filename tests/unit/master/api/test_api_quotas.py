@@ -132,6 +132,25 @@ def test_a_pending_instance_held_by_the_quota_says_why(qenv):
     assert "state_reason" not in every[bobs["id"]]
 
 
+def test_a_pending_instance_no_node_has_room_for_says_why(env):
+    """Issue 13: the negotiator's "no match found" (LastRejMatchReason, on one job of an autocluster) explains every
+    idle instance of that autocluster and owner; a quota reason, when there is one, comes first."""
+    first, second = (launch(env).get_json()["instance"] for _ in range(2))
+    bobs = launch(env, "bob").get_json()["instance"]
+    a, b, c = env.schedd.jobs[-3:]
+    a.update({"AutoClusterId": 3, "LastRejMatchReason": "no match found ", "LastRejMatchTime": 1700000100})
+    b["AutoClusterId"] = 3
+    c["AutoClusterId"] = 3          # bob's: another owner, not explained by alice's job
+    for inst in (first, second):
+        shown = env.client.get("/api/instances/" + inst["id"], headers=jsonh()).get_json()["instance"]
+        assert shown["state"] == "PENDING"
+        assert shown["state_reason"].startswith("no node has room for it now") and "no match found" in shown["state_reason"]
+    assert "state_reason" not in env.client.get("/api/instances/" + bobs["id"], headers=jsonh("bob")).get_json()["instance"]
+    a["LastMatchTime"] = 1700000200
+    shown = env.client.get("/api/instances/" + second["id"], headers=jsonh()).get_json()["instance"]
+    assert "state_reason" not in shown
+
+
 def test_no_reason_once_there_is_room(qenv):
     first = running(qenv)
     qenv.set_quota(Quota(instances=2))

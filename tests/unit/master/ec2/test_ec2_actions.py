@@ -217,6 +217,23 @@ def test_held_instances_are_pending_with_the_reason(env, ec2):
     assert inst["State"]["Name"] == "pending" and "not found" in inst["StateReason"]["Message"]
 
 
+def test_an_instance_no_node_has_room_for_is_pending_with_the_reason(env, ec2):
+    """Issue 13: PENDING says why when the negotiator found no node for it (LastRejMatchReason, set by the schedd on
+    one job of an autocluster), and no longer once a match came after that."""
+    c = ec2()
+    first, second = (launch(c)["Instances"][0]["InstanceId"] for _ in range(2))
+    a, b = env.schedd.jobs[-2:]
+    a.update({"AutoClusterId": 7, "LastRejMatchReason": "no match found ", "LastRejMatchTime": 1700000100})
+    b.update({"AutoClusterId": 7})                       # the same request: the negotiator's answer stands for it
+    for iid in (first, second):
+        inst = one(c, iid)
+        assert inst["State"]["Name"] == "pending"
+        assert inst["StateReason"]["Code"] == "Server.InsufficientInstanceCapacity"
+        assert "no node has room" in inst["StateReason"]["Message"] and "no match found" in inst["StateReason"]["Message"]
+    a["LastMatchTime"] = 1700000200                       # matched since: the rejection is stale
+    assert "StateReason" not in one(c, first) and "StateReason" not in one(c, second)
+
+
 def test_filters(env, ec2):
     c = ec2()
     a = launch(c, TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "web-1"}]}])
