@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from helpers import (BASE, BOOTED, PASSWORDS, api_console, ca_file, console, http, in_netns, start_api, stop_api,
-                     wait_state)
+from helpers import (BASE, BOOTED, PASSWORDS, api_console, by_hand, ca_file, console, http, in_netns, start_api,
+                     stop_api, wait_state)
 from wait import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,6 +77,23 @@ def test_launch_boots_and_destroy_cleans_up(pool):
                 glob.glob(pool.path("/var/lib/condor-cloud/instances/%d.0-*" % cluster)))
 
     wait_for("the domain and the instance directory to go", left, 120, interval=2, accept=lambda v: v == ([], []))
+
+
+def test_an_instance_no_node_has_room_for_is_pending_with_the_reason(pool):
+    # By hand, far more memory than the node has: the negotiator finds no node ("no match found"), and the API says so.
+    cluster = pool.submit(by_hand("sleep.qcow2", extra=["vm_memory = 900000"]), user="alice")
+    try:
+        def shown():
+            listed = json.loads(http(pool, "GET", "/api/instances", "alice")[2])["instances"]
+            return [i for i in listed if i["id"].split("_")[-2] == "%d.0" % cluster]
+
+        [inst] = wait_for("the API to say why", shown, 60, interval=1,
+                          accept=lambda found: found and found[0].get("state_reason"),
+                          explain=lambda: pool.diagnose(cluster))
+        assert inst["state"] == "PENDING" and inst["state_reason"].startswith("no node has room for it now"), inst
+        assert "no match found" in inst["state_reason"]
+    finally:
+        pool.run(["condor_rm", str(cluster)], user="alice", check=False)
 
 
 def test_two_users_are_isolated(pool):
