@@ -8,7 +8,10 @@ the image warm (cached on the node) and cold (a new name), on the real-pool sand
      console log, which the prepare hook creates itself), the first line, the test image's boot marker
   -> that line readable by its owner (GET /api/instances/:id/console until it answers it)
   -> the address in the API (public_addresses) / condor_q (ChirpCloudAddress)
-  DELETE / condor_rm (once the starter can act: its fixed 30 s wait is over) -> the domain gone (virsh list).
+  DELETE / condor_rm (once the starter can act: its fixed 30 s wait is over) -> the domain gone (virsh list),
+  for a guest that ignores ACPI (image dhcp) and, through the API, for one that honours it (image acpi);
+  the guest powers itself off (image acpi, shut down from inside by an ACPI press at a random point of the
+  starter's status-poll cycle) -> the API shows it STOPPED or gone, condor_q shows the job completed.
 
 Every run is one instance at a time; runs are interleaved in shuffled order. These are measurements: a target
 missed is reported with the HTCondor code line that sets the floor, not failed.
@@ -19,6 +22,7 @@ import datetime
 import glob
 import json
 import os
+import random
 import re
 import ssl
 import subprocess
@@ -42,6 +46,7 @@ QEMU_LOGS = "/var/log/libvirt/qemu"
 TIMEOUT = 300
 GUEST_IP = "CONDOR-CLOUD-GUEST-IP"   # the dhcp test image's line once it has its lease
 WARM = "bench-launch-warm.qcow2"
+ACPI = "bench-launch-acpi.qcow2"      # tests/images/build-image acpi: like dhcp, and it honours an ACPI shutdown
 
 # The floors, where HTCondor 23.9.6 sets them (github htcondor/htcondor, tag v23.9.6; docs/DESIGN.txt, "Launch
 # speed: the knobs and the floors").
@@ -56,17 +61,27 @@ FLOORS = [
     ("the starter's fixed wait", "VMProc::StartJob (src/condor_starter.V6.1/vm_proc.cpp:664): sleep(30) right "
      "after the domain starts, blocking the starter (condor_tail for the console, the update hook for the "
      "address, condor_rm) until 'StartJob for VM succeeded' (:692)"),
+    ("the console", "condor_tail asks the schedd for the starter (GET_JOB_CONNECT_INFO), which asks the startd; "
+     "the startd knows the starter's address only from the starter's first job update "
+     "(src/condor_startd.V6/Starter.cpp:790), sent STARTER_INITIAL_UPDATE_INTERVAL s after StartJob returns "
+     "(job_info_communicator.cpp:929; 8 by default, 0 shipped); until then the schedd answers 'Failed to read "
+     "address of starter' (schedd.cpp:15686) and condor_tail asks again every 2 s (sleep(2), "
+     "src/condor_tools/tail.cpp:232)"),
     ("the address", "the update hook runs only after the starter's fixed wait, then with each starter update "
-     "(STARTER_UPDATE_INTERVAL, src/condor_starter.V6.1/job_info_communicator.cpp:925), and the shadow writes "
-     "what it brings into the schedd's queue on its own timer (SHADOW_QUEUE_UPDATE_INTERVAL, "
-     "src/condor_schedd.V6/qmgr_job_updater.cpp:235; 60 s shipped), which is where condor_q and the API read it"),
+     "(the first STARTER_INITIAL_UPDATE_INTERVAL = 0 s after StartJob returns, then every STARTER_UPDATE_INTERVAL, "
+     "src/condor_starter.V6.1/job_info_communicator.cpp:925-929), and the shadow writes what it brings into the "
+     "schedd's queue on its own timer (SHADOW_QUEUE_UPDATE_INTERVAL, src/condor_schedd.V6/qmgr_job_updater.cpp:235; "
+     "15 s shipped), which is where condor_q and the API read it"),
     ("DELETE", "the startd vacates the claim gracefully: VMProc::ShutdownGraceful -> StopVM (vm_proc.cpp:1112, "
      ":1210) -> VirshType::Shutdown, an ACPI virDomainShutdown (src/condor_vm-gahp/xen_type.linux.cpp:246), and "
      "the starter waits; it sees the VM stopped only at its next status poll (VMProc::CheckStatus, a timer of "
      "VM_STATUS_INTERVAL >= 30 s registered at vm_proc.cpp:685; 'Virtual machine is stopped' :792), and only "
      "then does the vm-gahp exit and destroy a domain still running (VMGahpServer::cleanup -> killVM, "
      "vm_gahp_server.cpp:173). A guest that honours ACPI is gone as soon as it has shut down; one that ignores "
-     "it (the test images) runs until that poll: 0-30 s, plus the poll's round trip"),
+     "it (image dhcp) runs until that poll: 0-30 s, plus the poll's round trip"),
+    ("the guest's own power-off", "the starter learns of it only at its next status poll (VMProc::CheckStatus, "
+     "every VM_STATUS_INTERVAL >= 30 s, vm_proc.cpp:685; clamped at VM_MIN_STATUS_INTERVAL, vm_proc.h), then the "
+     "job exits and leaves the queue; the API shows what the queue shows"),
 ]
 
 
@@ -141,17 +156,28 @@ def domain_started(sb, domain):
     return _utc(stamps[-1], "%Y-%m-%d %H:%M:%S.%f") if stamps else None
 
 
+def domain_stopped(sb, domain):
+    """Host-clock time of libvirt's last 'shutting down' line in QEMU's log of domain, or None."""
+    try:
+        with open(sb.path("%s/%s.log" % (QEMU_LOGS, domain)), errors="replace") as f:
+            stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\+0000: shutting down", f.read(), re.M)
+    except OSError:
+        return None
+    return _utc(stamps[-1], "%Y-%m-%d %H:%M:%S.%f") if stamps else None
+
+
 def starter_done(sb, cluster):
-    """Host-clock time (1 s resolution) of the starter's 'StartJob for VM succeeded' for the job, or None."""
+    """Host-clock time of the starter's 'StartJob for VM succeeded' for the job (ms resolution: the bench sets
+    STARTER_DEBUG = D_SUB_SECOND; 1 s without), or None."""
     for path in glob.glob(sb.path("/var/log/condor/StarterLog*")):
         with open(path, errors="replace") as f:
             text = f.read()
         at = text.rfind("Starting a VM universe job with ID: %d.0" % cluster)
         if at < 0:
             continue
-        m = re.search(r"^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d) .*StartJob for VM succeeded", text[at:], re.M)
+        m = re.search(r"^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)(\.\d+)? .*StartJob for VM succeeded", text[at:], re.M)
         if m:
-            return _utc(m.group(1), "%m/%d/%y %H:%M:%S")
+            return _utc(m.group(1), "%m/%d/%y %H:%M:%S") + float(m.group(2) or 0)
     return None
 
 
@@ -226,9 +252,11 @@ def _poll(what, fn, interval, end, stop=None):
     return None
 
 
-def launch(sb, api, via, image, result, untimed=False):
+def launch(sb, api, via, image, result, untimed=False, ending="remove"):
     """One instance from submit to domain gone; fills result (seconds since the submit) and returns it.
-    untimed: only until the boot marker (filling the cache), then removed."""
+    untimed: only until the boot marker (filling the cache), then removed. ending: "remove" (DELETE / condor_rm)
+    or "poweroff" (the guest, image acpi, shuts itself down on an ACPI press sent from the node with virsh, at a
+    random point of the starter's 30 s status-poll cycle; API only)."""
     end = time.time() + TIMEOUT
     if via == "api":
         image_id = api.image_id(image)
@@ -299,9 +327,13 @@ def launch(sb, api, via, image, result, untimed=False):
         # measures the removal itself.
         if not untimed:
             _poll("the starter's StartJob", lambda: starter_done(sb, cluster), 0.5, end)
-            time.sleep(1.0)  # the log's 1 s resolution
         t_del = time.time()
-        if via == "api":
+        if ending == "poweroff":
+            time.sleep(random.uniform(0, 30))
+            sb.virsh("shutdown", node.domain)
+            result.update(poweroff(sb, api, instance_id, cluster, node.domain))
+            t_del = None
+        elif via == "api":
             status, _, body = api.call("DELETE", "/api/instances/" + instance_id)
             if status not in (200, 202, 204):
                 raise RuntimeError("DELETE answered %d: %s" % (status, body[:300]))
@@ -309,7 +341,7 @@ def launch(sb, api, via, image, result, untimed=False):
             sb.run(["condor_rm", "%d.0" % cluster])
         gone = _poll("the domain gone", lambda: node.domain not in sb.virsh("list", "--name", check=False).split(),
                      0.1, time.time() + 120)
-        t_gone = time.time() if gone else None
+        t_gone = time.time() if gone and t_del else None
     finally:
         stop.set()
         node.stop.set()
@@ -325,9 +357,30 @@ def launch(sb, api, via, image, result, untimed=False):
            "guest_ip": node.t.get("guest_ip")}
     result.update({k: (v - t0 if v else None) for k, v in rel.items()})
     result.update({"cluster": cluster, "delete": (t_gone - t_del) if t_gone else None, "missing": missing,
+                   "stopped": domain_stopped(sb, node.domain) if node.domain else None,
                    "first_text": node.first_line, "consoles": consoles, "address_value": seen.get("address_value"),
-                   "delete_after_domain": (t_del - started) if started else None})
+                   "delete_after_domain": (t_del - started) if started and t_del else None})
     return result
+
+
+def poweroff(sb, api, instance_id, cluster, domain, timeout=120):
+    """After the guest was asked to power itself off: {"off_api": s, "off_q": s} from the domain's stop (QEMU's
+    log) to the API showing the instance STOPPED or gone, and to condor_q showing the job completed (status 4 or
+    out of the queue)."""
+    seen, end = {}, time.time() + timeout
+    while time.time() < end and not ("api" in seen and "q" in seen):
+        if "api" not in seen:
+            status, _, body = api.call("GET", "/api/instances/" + instance_id)
+            if status == 404 or (status == 200 and json.loads(body)["instance"].get("state") != "RUNNING"):
+                seen["api"] = time.time()
+        if "q" not in seen:
+            out = sb.run(["condor_q", "%d.0" % cluster, "-af", "JobStatus"], check=False).stdout.split()
+            if not out or out[0] == "4":
+                seen["q"] = time.time()
+        time.sleep(0.25)
+    stopped = domain_stopped(sb, domain)
+    return {k: (seen[w] - stopped if w in seen and stopped else None) for k, w in (("off_api", "api"),
+                                                                                    ("off_q", "q"))}
 
 
 def cleanup(sb, cluster, timeout=120):
@@ -361,25 +414,33 @@ def stop_api(sb):
 
 def run(ctx, sb):
     n = 1 if ctx.args.quick else 5
-    image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "dhcp"], stdout=subprocess.PIPE,
-                           check=True, universal_newlines=True).stdout.split()[-1]
+    image, acpi_image = subprocess.run([os.path.join(REPO, "tests", "images", "build-image"), "dhcp", "acpi"],
+                                       stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout.split()
     sb.start_network("default")
-    with shipped_knobs(sb, extra="CLOUD_NETWORK = network:default\n") as knobs:
+    # D_SUB_SECOND: the StarterLog's times in ms, for when the starter's StartJob returns (a log format only).
+    with shipped_knobs(sb, extra="CLOUD_NETWORK = network:default\nSTARTER_DEBUG = $(STARTER_DEBUG) D_SUB_SECOND\n") \
+            as knobs:
         api = setup_api(sb)
         try:
             sb.put_image(WARM, image)
-            log("part 4: one untimed launch to fill the cache, then %d runs each of warm/cold x API/by hand" % n)
+            sb.put_image(ACPI, acpi_image)
+            log("part 4: untimed launches to fill the cache, then %d runs each of warm/cold x API/by hand, API with "
+                "a guest that honours ACPI (DELETE) and API with a guest that powers itself off" % n)
             launch(sb, api, "hand", WARM, {}, untimed=True)
+            launch(sb, api, "hand", ACPI, {}, untimed=True)
             runs, errors = {}, []
             combos = [(kind, via) for kind in ("warm", "cold") for via in ("api", "hand")]
+            combos += [("acpi", "api"), ("poweroff", "api")]
             for i in range(n):
                 for kind, via in ctx.shuffled(combos):
-                    name = WARM if kind == "warm" else "bench-launch-cold-%d-%s.qcow2" % (i, via)
+                    name = {"warm": WARM, "acpi": ACPI, "poweroff": ACPI}.get(
+                        kind, "bench-launch-cold-%d-%s.qcow2" % (i, via))
                     if kind == "cold":
                         sb.put_image(name, image)  # a new name: not in the node's cache
                     t = time.time()
                     try:
-                        res = launch(sb, api, via, name, {"kind": kind, "via": via})
+                        res = launch(sb, api, via, name, {"kind": kind, "via": via},
+                                     ending="poweroff" if kind == "poweroff" else "remove")
                     except Exception as exc:  # a measurement: report the run, go on with the next
                         errors.append("%s %s run %d: %s: %s" % (kind, via, i + 1, type(exc).__name__, exc))
                         log("part 4: " + errors[-1])
@@ -395,6 +456,9 @@ def brief(res):
     keys = ("running", "hook_start", "domain", "first_line", "starter_done", "console_api", "guest_ip", "address")
     return ", ".join("%s %s" % (k, "%.1f" % res[k] if res.get(k) is not None else "-") for k in keys) + (
         "; removal -> domain gone %s" % ("%.1f s" % res["delete"] if res.get("delete") is not None else "-")) + (
+        "; guest's power-off -> API %s, condor_q %s" % tuple("%.1f s" % res[k] if res.get(k) is not None else "-"
+                                                              for k in ("off_api", "off_q"))
+        if "off_api" in res else "") + (
         "; missing %s" % res["missing"] if res["missing"] else "")
 
 
@@ -428,7 +492,7 @@ def report(ctx, runs, errors, knobs, n):
                 values(rs, "domain", "hook_end"), phase=True)
             row("domain started -> first console line (guest boot under TCG)", values(rs, "first_line", "domain"),
                 phase=True)
-            row("domain started -> the starter's StartJob returns (its fixed wait; StarterLog, 1 s resolution)",
+            row("domain started -> the starter's StartJob returns (its fixed wait; StarterLog, D_SUB_SECOND)",
                 values(rs, "starter_done", "domain"), phase=True)
             if via == "api":
                 row("POST -> first console line readable through the API", values(rs, "console_api"),
@@ -443,21 +507,36 @@ def report(ctx, runs, errors, knobs, n):
                 values(rs, "address", "guest_ip"), phase=True)
             row("%s -> domain gone (virsh list), sent after the starter's StartJob returned"
                 % ("DELETE" if via == "api" else "condor_rm"), values(rs, "delete"), limit=("<=", 3.0))
+    rs = runs.get(("acpi", "api"), [])
+    ctx.rows.append(Row("4", "API, warm, guest honours ACPI (image acpi): DELETE -> domain gone (virsh list), sent "
+                        "after the starter's StartJob returned", values(rs, "delete"), limit=("<=", 3.0),
+                        note="" if values(rs, "delete") else "not measured: no run got that far"))
+    rs = runs.get(("poweroff", "api"), [])
+    for key, what in (("off_api", "the API shows it STOPPED or gone"), ("off_q", "condor_q shows the job completed")):
+        ctx.rows.append(Row("4", "API, warm, guest powers itself off (image acpi, at a random point of the starter's "
+                            "status-poll cycle): domain stopped (QEMU log 'shutting down') -> " + what,
+                            values(rs, key), note="" if values(rs, key) else "not measured: no run got that far"))
     ctx.note("4", "Real single-host pool (tests/sandbox: HTCondor 23.9.6 from Debian 13, libvirt, QEMU under TCG: "
              "guest times are not KVM times), run with the shipped knobs (below), CLOUD_NETWORK = network:default "
              "(a libvirt network with DHCP in the sandbox's namespace), image tests/images/build-image dhcp (~15 MB: "
              "its first console line is its boot marker; it then reads its seed, asks for a DHCP lease, prints "
              "the address, keeps running and ignores ACPI). "
-             "%d run(s) of each of warm/cold x API/by hand, one instance at a time, in shuffled order, after one "
-             "untimed launch that caches the warm image; cold = a new image name (not in the node's cache). "
+             "%d run(s) of each of warm/cold x API/by hand, and of API with image acpi (DELETE) and API with image "
+             "acpi powering itself off, one instance at a time, in shuffled order, after two untimed launches that "
+             "cache the warm and the acpi image; cold = a new image name (not in the node's cache). "
              "API: HTTPS as alice (POST /api/instances, hwp small; GET /api/instances/:id every 0.25 s; GET "
              "/api/instances/:id/console with Accept: text/plain from RUNNING on, every 0.5 s, not waiting out "
              "Retry-After, until it answers a line; DELETE). By hand: condor_submit as alice (vm_memory 128), "
-             "condor_q every 0.25 s, condor_rm. The DELETE / condor_rm is sent once the starter can act (1 s after "
-             "its StarterLog says 'StartJob for VM succeeded'), so it measures the removal, not the starter's "
-             "wait; it also waits for the address, so it falls about 80 s after StartJob returned, always at "
-             "the same point of the starter's 30 s status-poll cycle (see the DELETE floor below): the removal "
-             "times are one point of a range of roughly 10 to 40 s for a guest that ignores ACPI. Times are host clock "
+             "condor_q every 0.25 s, condor_rm. The DELETE / condor_rm is sent once the starter can act (after "
+             "its StarterLog says 'StartJob for VM succeeded', with ms since the bench sets STARTER_DEBUG = "
+             "D_SUB_SECOND), so it measures the removal, not the starter's "
+             "wait; it also waits for the address, so it falls at about the same point of the starter's 30 s "
+             "status-poll cycle in every run (see the DELETE floor below): for a guest that ignores ACPI the removal "
+             "times are one point of a range of roughly 0 to 30 s plus the poll's round trip. Image acpi "
+             "(tests/images/build-image acpi) is the dhcp image plus a watcher of the ACPI power button that powers "
+             "the guest off at once; for 'powers itself off' the ACPI press is sent with virsh shutdown on the node "
+             "a random 0-30 s after StartJob returned, and the interval starts when the domain has stopped "
+             "(libvirt's 'shutting down' line in QEMU's log). Times are host clock "
              "from the POST / the condor_submit: the node's files polled every 50 ms, QEMU's log line "
              "(ms), instance.json 'created' and the overlay's mtime." % n)
     ctx.note("4", "Knobs: the sandbox's own timing settings (tests/sandbox 99sandbox.config) are replaced by the "
