@@ -146,24 +146,26 @@ def _utc(text, fmt):
     return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def domain_started(sb, domain):
-    """Host-clock time of libvirt's last 'starting up' line in QEMU's log of domain (millisecond resolution)."""
+def _qemu_log_time(sb, domain, event):
+    """Host-clock time (ms) of libvirt's last '<event>' line ('starting up', 'shutting down') in QEMU's log of
+    domain, or None."""
     try:
         with open(sb.path("%s/%s.log" % (QEMU_LOGS, domain)), errors="replace") as f:
-            stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\+0000: starting up", f.read(), re.M)
+            stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\+0000: " + re.escape(event),
+                                f.read(), re.M)
     except OSError:
         return None
     return _utc(stamps[-1], "%Y-%m-%d %H:%M:%S.%f") if stamps else None
+
+
+def domain_started(sb, domain):
+    """When the domain really started: libvirt's 'starting up' line."""
+    return _qemu_log_time(sb, domain, "starting up")
 
 
 def domain_stopped(sb, domain):
-    """Host-clock time of libvirt's last 'shutting down' line in QEMU's log of domain, or None."""
-    try:
-        with open(sb.path("%s/%s.log" % (QEMU_LOGS, domain)), errors="replace") as f:
-            stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\+0000: shutting down", f.read(), re.M)
-    except OSError:
-        return None
-    return _utc(stamps[-1], "%Y-%m-%d %H:%M:%S.%f") if stamps else None
+    """When the domain stopped, whoever stopped it: libvirt's 'shutting down' line."""
+    return _qemu_log_time(sb, domain, "shutting down")
 
 
 def starter_done(sb, cluster):
