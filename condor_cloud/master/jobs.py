@@ -281,7 +281,8 @@ def set_pending_reasons(infos, quota_of):
     quota (2 of 2 running)"), else no_room_reason when the negotiator found no node for it at its last cycle. infos
     must hold every instance of their owners (one listing); quota_of(owner) -> Quota. The negotiator tries one job
     per autocluster (jobs alike in what they ask for) and the schedd records its answer on that job only, so the
-    answer stands for the autocluster's other jobs of the same schedd user."""
+    answer stands for the autocluster's other jobs of the same owner. A rejection by a quota's concurrency limit is
+    not a lack of room: the quota reason (computed here) speaks for it, or nothing once the quota has room."""
     rejections = {(i.owner, i.autocluster): i.rejected for i in infos
                   if i.rejected and i.autocluster is not None}
     quotas_by_owner, use_by_owner = {}, {}
@@ -295,7 +296,7 @@ def set_pending_reasons(infos, quota_of):
         info.pending_reason = quotas.pending_reason(quotas_by_owner[info.owner], use_by_owner[info.owner],
                                                     size) or ""
         rejected = info.rejected or rejections.get((info.owner, info.autocluster), "")
-        if not info.pending_reason and rejected:
+        if not info.pending_reason and rejected and quotas.rejection_of(rejected) is None:
             info.no_room_reason = ("no node has room for it now; it starts when one has (HTCondor's last "
                                    "negotiation: %s)" % shown(rejected, 200))
     return infos

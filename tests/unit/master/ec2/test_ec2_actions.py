@@ -232,6 +232,9 @@ def test_an_instance_no_node_has_room_for_is_pending_with_the_reason(env, ec2):
         assert "no node has room" in inst["StateReason"]["Message"] and "no match found" in inst["StateReason"]["Message"]
     a["LastMatchTime"] = 1700000200                       # matched since: the rejection is stale
     assert "StateReason" not in one(c, first) and "StateReason" not in one(c, second)
+    # a quota's concurrency limit is no lack of room (and this user's quota, unlimited, has room)
+    a.update({"LastRejMatchReason": "concurrency limit cloud_inst.alice reached", "LastRejMatchTime": 1700000300})
+    assert "StateReason" not in one(c, first)
 
 
 def test_filters(env, ec2):
