@@ -406,12 +406,7 @@ def setup_api(sb):
 
 
 def stop_api(sb):
-    pid = sb.state["pids"].get("condor-cloud-api")
-    if pid:
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
+    sb.stop_service("condor-cloud-api")
 
 
 def run(ctx, sb):

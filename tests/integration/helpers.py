@@ -191,12 +191,7 @@ def start_api(sb):
 
 
 def stop_api(sb):
-    pid = sb.state["pids"].get("condor-cloud-api")
-    if pid:
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
+    sb.stop_service("condor-cloud-api")
 
 
 # -- the EC2 Query API (tests/integration/test_ec2.py) -----------------------------------------------------------
@@ -213,12 +208,7 @@ def start_ec2(sb):
 
 
 def stop_ec2(sb):
-    pid = sb.state["pids"].get("condor-cloud-ec2")
-    if pid:
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
+    sb.stop_service("condor-cloud-ec2")
 
 
 def ec2_env(sb, key):

@@ -153,6 +153,9 @@ class Sandbox(Chroot):
     def start_ec2(self, port=8773, timeout=60):
         return services.start_ec2(self, port, timeout)
 
+    def stop_service(self, key):
+        return services.stop(self, key)
+
     def ec2_access_key(self, user):
         return services.ec2_access_key(self, user)
 

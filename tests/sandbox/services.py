@@ -82,6 +82,17 @@ def start_ec2(run, port=8773, timeout=60):
     return p.pid
 
 
+def stop(run, key):
+    """SIGTERM to the server started under key ("condor-cloud-api", "condor-cloud-ec2"), by its recorded PID; a
+    server already gone is fine (the sandbox's teardown kills whatever is left in its root)."""
+    pid = run.state["pids"].get(key)
+    if pid:
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            pass
+
+
 def ec2_access_key(run, user):
     """A new EC2 access key of user, made with `condor-cloud user access-key create`: {"id", "secret", ...}."""
     return json.loads(run.run(CLI + ["user", "access-key", "create", user, "--json"]).stdout)
